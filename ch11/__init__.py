@@ -1,0 +1,1 @@
+"""Shared library of the ch11 pipeline: params schema, data sources, training engine, reporting."""

@@ -1,0 +1,238 @@
+"""Typed schema of ``params.yaml``: every stage loads its params through here before doing any work.
+
+A run's full configuration is ``defaults`` deep-merged with the run's own entry, then validated, so an
+unknown key, a wrong type or an impossible value is one error naming the key path and what is allowed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ch11.errors import PipelineError
+
+DATASETS = ("fashion_mnist", "cifar10")
+RUN_GROUPS = {"runs": "fashion_mnist", "cifar_runs": "cifar10", "transfer_runs": "fashion_mnist"}
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileCheck(Strict):
+    """Known SHA-256 of one file: of its gzip-decompressed bytes, or of the file itself."""
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")]
+    hash_of: Literal["decompressed", "file"] = "decompressed"
+
+
+class DatasetSource(Strict):
+    """One dataset's files and where they may be found, tried in order: local dirs, urls, mirrors."""
+    files: dict[str, FileCheck]
+    urls: list[str]
+    mirrors: list[str] = []
+
+
+class Download(Strict):
+    local_dirs: list[str] = []
+    retries: Annotated[int, Field(ge=0)] = 3
+    backoff_s: NonNegFloat = 1.0
+    timeout_s: PositiveFloat = 60.0
+    fashion_mnist: DatasetSource
+    cifar10: DatasetSource
+
+
+class SplitRows(Strict):
+    train: PositiveInt
+    test: PositiveInt
+
+
+class DatasetValidation(Strict):
+    """Expectations for one dataset, and how its validated arrays are split."""
+    rows: SplitRows
+    image_shape: list[PositiveInt]
+    validation_size: PositiveInt
+    class_share_tolerance: Fraction = 0.10
+    image_mean: tuple[NonNegFloat, NonNegFloat]
+    image_std: tuple[NonNegFloat, NonNegFloat]
+
+    @model_validator(mode="after")
+    def _validation_fits(self) -> "DatasetValidation":
+        if self.validation_size >= self.rows.train:
+            raise ValueError(f"validation_size ({self.validation_size}) must be smaller than "
+                             f"rows.train ({self.rows.train})")
+        return self
+
+
+class Validate(Strict):
+    fashion_mnist: DatasetValidation
+    cifar10: DatasetValidation
+
+
+class Optimizer(Strict):
+    name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw"] = "sgd"
+    learning_rate: PositiveFloat = 0.01
+    momentum: Fraction = 0.0
+    nesterov: bool = False
+    rho: Fraction = 0.9
+    beta_1: Fraction = 0.9
+    beta_2: Fraction = 0.999
+    weight_decay: NonNegFloat = 0.004
+
+
+class Schedule(Strict):
+    """Learning-rate schedule; epoch-based values are converted to optimizer steps."""
+    name: Literal["constant", "power", "exponential", "piecewise", "plateau", "onecycle"] = "constant"
+    decay_epochs: PositiveFloat = 10.0          # power: lr0 / (1 + epoch/decay_epochs)
+    decay_rate: PositiveFloat = 0.1            # exponential: lr0 * decay_rate ** (epoch/decay_epochs)
+    boundaries: list[PositiveInt] = []         # piecewise: epochs at which the value changes
+    values: list[PositiveFloat] = []           # piecewise: len(boundaries) + 1 learning rates
+    factor: Fraction = 0.5                     # plateau
+    patience: PositiveInt = 5                  # plateau
+    max_learning_rate: PositiveFloat = 0.1     # onecycle: peak reached at half of training
+
+    @model_validator(mode="after")
+    def _piecewise_shape(self) -> "Schedule":
+        if self.name == "piecewise" and len(self.values) != len(self.boundaries) + 1:
+            raise ValueError(f"piecewise needs len(values) == len(boundaries) + 1, got "
+                             f"{len(self.values)} values for {len(self.boundaries)} boundaries")
+        return self
+
+
+class EarlyStopping(Strict):
+    patience: PositiveInt = 10
+    restore_best_weights: bool = True
+
+
+class Transfer(Strict):
+    """Reuse every hidden layer of ``base`` (a run in ``runs``); train frozen, then unfrozen."""
+    base: str
+    freeze_epochs: Annotated[int, Field(ge=0)] = 4
+    unfrozen_learning_rate: PositiveFloat = 0.001
+
+
+Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "swish"]
+Initializer = Literal["poor_normal", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
+                      "lecun_normal", "variance_scaling"]
+
+
+class RunConfig(Strict):
+    """Everything one training run reads: ``defaults`` merged with the run's overrides."""
+    experiment: Annotated[int, Field(ge=1)]
+    label: str
+    epochs: PositiveInt
+    batch_size: PositiveInt = 32
+    hidden: list[PositiveInt]
+    activation: Activation = "relu"
+    negative_slope: PositiveFloat = 0.2
+    initializer: Initializer = "he_normal"
+    batch_norm: Literal["none", "before", "after"] = "none"
+    input_scaling: Literal["unit", "standardize"] = "unit"
+    dropout: Fraction = 0.0
+    dropout_kind: Literal["dropout", "alpha"] = "dropout"
+    max_norm: PositiveFloat | None = None
+    l1: NonNegFloat = 0.0
+    l2: NonNegFloat = 0.0
+    optimizer: Optimizer = Optimizer()
+    clip_value: PositiveFloat | None = None
+    clip_norm: PositiveFloat | None = None
+    schedule: Schedule = Schedule()
+    early_stopping: EarlyStopping | None = None
+    mc_samples: Annotated[int, Field(ge=0)] = 0
+    classes: list[Annotated[int, Field(ge=0, le=9)]] | None = None
+    train_limit: PositiveInt | None = None
+    eval_limit: PositiveInt | None = None
+    steps_per_execution: PositiveInt = 64
+    mixed_precision: bool = False
+    transfer: Transfer | None = None
+
+
+class Params(Strict):
+    download: Download
+    validate_: Validate = Field(alias="validate")
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    defaults: dict
+    runs: dict[str, dict]
+    cifar_runs: dict[str, dict] = {}
+    transfer_runs: dict[str, dict] = {}
+
+    def run_names(self) -> list[str]:
+        return [*self.runs, *self.cifar_runs, *self.transfer_runs]
+
+    def group_of(self, run: str) -> str:
+        """Which run table (runs, cifar_runs, transfer_runs) holds ``run``."""
+        for group in RUN_GROUPS:
+            if run in getattr(self, group):
+                return group
+        raise PipelineError(f"params.yaml has no run named {run!r}. Known runs: "
+                            f"{', '.join(sorted(self.run_names()))}.")
+
+    def dataset_of(self, run: str) -> str:
+        return RUN_GROUPS[self.group_of(run)]
+
+    def run(self, name: str) -> RunConfig:
+        """The validated configuration of run ``name`` (defaults deep-merged with its entry)."""
+        group = self.group_of(name)
+        merged = deep_merge(self.defaults, getattr(self, group)[name])
+        try:
+            config = RunConfig.model_validate(merged)
+        except ValidationError as exc:
+            raise PipelineError(describe(exc, "params.yaml", prefix=f"{group}.{name}")) from exc
+        if group == "transfer_runs":
+            if config.transfer is None:
+                raise PipelineError(f"params.yaml: transfer_runs.{name} has no 'transfer' entry; "
+                                    "add transfer: {base: <a run in runs>}.")
+            if config.transfer.base not in self.runs:
+                raise PipelineError(f"params.yaml: transfer_runs.{name}.transfer.base is "
+                                    f"{config.transfer.base!r}, which is not a run in 'runs'. Known runs: "
+                                    f"{', '.join(sorted(self.runs))}.")
+        return config
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``base`` with ``override`` applied key by key; nested dicts merge, other values replace."""
+    merged = dict(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def describe(exc: ValidationError, where: str, prefix: str = "") -> str:
+    """One paragraph naming each bad key path, the value found and what is allowed."""
+    parts = []
+    for err in exc.errors():
+        path = ".".join([prefix, *map(str, err["loc"])] if prefix else map(str, err["loc"])) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{path}' (value {err['input']!r}); remove it or fix its spelling")
+        elif err["type"] == "missing":
+            parts.append(f"missing key '{path}'")
+        else:
+            parts.append(f"'{path}' = {err['input']!r}: {err['msg']}")
+    return f"{where}: " + "; ".join(parts) + ". Fix params.yaml and rerun (run keys inherit 'defaults')."
+
+
+def load(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; every run is validated too, so a typo anywhere fails early."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PipelineError(f"{path} not found; run the stage from the project root.") from exc
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path} is not valid YAML: {exc}") from exc
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        raise PipelineError(describe(exc, str(path))) from exc
+    for name in params.run_names():
+        params.run(name)
+    return params

@@ -1,0 +1,44 @@
+"""Small datasets in the exact real file formats, generated for tests (CIFAR-10 cannot be fetched here)."""
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from ch11.datasets import CIFAR_ARCHIVE, CIFAR_TEST_BATCH, CIFAR_TRAIN_BATCHES
+
+
+def balanced_labels(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` labels, every class 0-9 equally often (n a multiple of 10), shuffled."""
+    return rng.permutation(np.arange(n) % 10).astype(np.uint8)
+
+
+def cifar_batch_bytes(n: int, rng: np.random.Generator) -> bytes:
+    """One pickled batch as in the official archive: b'data' (n, 3072) uint8 rows, b'labels' list."""
+    data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    return pickle.dumps({b"batch_label": b"generated", b"labels": balanced_labels(n, rng).tolist(),
+                         b"data": data, b"filenames": [b"img%d.png" % i for i in range(n)]})
+
+
+def write_cifar_archive(folder: Path, per_batch: int = 20, seed: int = 0) -> Path:
+    """Write ``cifar-10-python.tar.gz`` with 5 train batches and a test batch of ``per_batch`` images."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CIFAR_ARCHIVE
+    with tarfile.open(path, "w:gz") as tar:
+        for member in [*CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH]:
+            payload = cifar_batch_bytes(per_batch, rng)
+            info = tarfile.TarInfo(member)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return path
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array in IDX format (magic 0x0801 for 1-D labels, 0x0803 for 3-D images)."""
+    magic = {1: 0x0801, 3: 0x0803}[array.ndim]
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
