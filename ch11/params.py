@@ -153,10 +153,26 @@ class RunConfig(Strict):
     transfer: Transfer | None = None
 
 
+class Limits(Strict):
+    """Caps applied on top of every run, for fast profiles (tests, CI); null = no cap."""
+    max_epochs: PositiveInt | None = None
+    max_train_samples: PositiveInt | None = None
+    max_eval_samples: PositiveInt | None = None
+
+    def apply(self, merged: dict) -> dict:
+        capped = dict(merged)
+        for key, cap in (("epochs", self.max_epochs), ("train_limit", self.max_train_samples),
+                         ("eval_limit", self.max_eval_samples)):
+            if cap is not None:
+                capped[key] = min(cap, capped.get(key) or cap)
+        return capped
+
+
 class Params(Strict):
     download: Download
     validate_: Validate = Field(alias="validate")
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    limits: Limits = Limits()
     defaults: dict
     runs: dict[str, dict]
     cifar_runs: dict[str, dict] = {}
@@ -179,7 +195,7 @@ class Params(Strict):
     def run(self, name: str) -> RunConfig:
         """The validated configuration of run ``name`` (defaults deep-merged with its entry)."""
         group = self.group_of(name)
-        merged = deep_merge(self.defaults, getattr(self, group)[name])
+        merged = self.limits.apply(deep_merge(self.defaults, getattr(self, group)[name]))
         try:
             config = RunConfig.model_validate(merged)
         except ValidationError as exc:

@@ -1,6 +1,7 @@
 """Small datasets in the exact real file formats, generated for tests (CIFAR-10 cannot be fetched here)."""
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
 import tarfile
@@ -42,3 +43,10 @@ def idx_bytes(array: np.ndarray) -> bytes:
     magic = {1: 0x0801, 3: 0x0803}[array.ndim]
     header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
     return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> Path:
+    """Write ``array`` as a gzip-compressed IDX file, as Fashion-MNIST ships them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(idx_bytes(array)))
+    return path

@@ -1,0 +1,101 @@
+"""Keras model, optimizer and learning-rate schedule of a run, built from its RunConfig (Keras APIs only)."""
+from __future__ import annotations
+
+import keras
+
+from ch11.params import RunConfig, Schedule
+
+INITIALIZERS = {
+    "poor_normal": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=1.0),
+    "glorot_normal": keras.initializers.GlorotNormal,
+    "glorot_uniform": keras.initializers.GlorotUniform,
+    "he_normal": keras.initializers.HeNormal,
+    "he_uniform": keras.initializers.HeUniform,
+    "lecun_normal": keras.initializers.LecunNormal,
+    "variance_scaling": lambda: keras.initializers.VarianceScaling(scale=2.0, mode="fan_avg",
+                                                                   distribution="uniform"),
+}
+ACTIVATION_NAMES = {"swish": "silu"}
+OPTIMIZERS = {
+    "sgd": lambda o, lr, **kw: keras.optimizers.SGD(lr, momentum=o.momentum, nesterov=o.nesterov, **kw),
+    "adagrad": lambda o, lr, **kw: keras.optimizers.Adagrad(lr, **kw),
+    "rmsprop": lambda o, lr, **kw: keras.optimizers.RMSprop(lr, rho=o.rho, **kw),
+    "adam": lambda o, lr, **kw: keras.optimizers.Adam(lr, beta_1=o.beta_1, beta_2=o.beta_2, **kw),
+    "adamax": lambda o, lr, **kw: keras.optimizers.Adamax(lr, beta_1=o.beta_1, beta_2=o.beta_2, **kw),
+    "nadam": lambda o, lr, **kw: keras.optimizers.Nadam(lr, beta_1=o.beta_1, beta_2=o.beta_2, **kw),
+    "adamw": lambda o, lr, **kw: keras.optimizers.AdamW(lr, weight_decay=o.weight_decay, beta_1=o.beta_1,
+                                                        beta_2=o.beta_2, **kw),
+}
+
+
+def activation_layer(config: RunConfig) -> keras.layers.Layer:
+    if config.activation == "leaky_relu":
+        return keras.layers.LeakyReLU(negative_slope=config.negative_slope)
+    if config.activation == "prelu":
+        return keras.layers.PReLU()
+    return keras.layers.Activation(ACTIVATION_NAMES.get(config.activation, config.activation))
+
+
+def dropout_layer(config: RunConfig) -> list[keras.layers.Layer]:
+    if config.dropout == 0:
+        return []
+    kind = keras.layers.AlphaDropout if config.dropout_kind == "alpha" else keras.layers.Dropout
+    return [kind(config.dropout)]
+
+
+def dense(units: int, config: RunConfig, use_bias: bool = True) -> keras.layers.Dense:
+    regularizer = None
+    if config.l1 or config.l2:
+        regularizer = keras.regularizers.L1L2(l1=config.l1, l2=config.l2)
+    constraint = keras.constraints.MaxNorm(config.max_norm) if config.max_norm else None
+    return keras.layers.Dense(units, use_bias=use_bias, kernel_initializer=INITIALIZERS[config.initializer](),
+                              kernel_regularizer=regularizer, kernel_constraint=constraint)
+
+
+def hidden_block(units: int, config: RunConfig) -> list[keras.layers.Layer]:
+    """Dropout (as in the book, before each Dense), Dense, then activation and batch norm in order."""
+    if config.batch_norm == "before":
+        core = [dense(units, config, use_bias=False), keras.layers.BatchNormalization(),
+                activation_layer(config)]
+    elif config.batch_norm == "after":
+        core = [dense(units, config), activation_layer(config), keras.layers.BatchNormalization()]
+    else:
+        core = [dense(units, config), activation_layer(config)]
+    return dropout_layer(config) + core
+
+
+def output_layers(n_classes: int, config: RunConfig) -> list[keras.layers.Layer]:
+    return dropout_layer(config) + [keras.layers.Dense(n_classes, activation="softmax", dtype="float32")]
+
+
+def build_model(n_inputs: int, n_classes: int, config: RunConfig) -> keras.Sequential:
+    layers = [keras.Input(shape=(n_inputs,))]
+    for units in config.hidden:
+        layers += hidden_block(units, config)
+    return keras.Sequential(layers + output_layers(n_classes, config))
+
+
+def learning_rate(schedule: Schedule, lr0: float, steps_per_epoch: int, epochs: int):
+    """A float, or a Keras LearningRateSchedule over optimizer steps (epoch values scaled by steps)."""
+    steps = lambda e: max(1, round(e * steps_per_epoch))  # noqa: E731 - epochs -> optimizer steps
+    if schedule.name == "power":
+        return keras.optimizers.schedules.InverseTimeDecay(lr0, steps(schedule.decay_epochs), 1.0)
+    if schedule.name == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(lr0, steps(schedule.decay_epochs),
+                                                           schedule.decay_rate)
+    if schedule.name == "piecewise":
+        return keras.optimizers.schedules.PiecewiseConstantDecay([steps(b) for b in schedule.boundaries],
+                                                                 schedule.values)
+    if schedule.name == "onecycle":
+        # 1cycle: linear warm-up from lr0 to the peak over half the steps, then annealing to lr0/10.
+        half = steps(epochs / 2)
+        return keras.optimizers.schedules.CosineDecay(
+            lr0, decay_steps=steps(epochs) - half, warmup_target=schedule.max_learning_rate,
+            warmup_steps=half, alpha=lr0 / schedule.max_learning_rate / 10)
+    return lr0  # constant, and plateau (driven by the ReduceLROnPlateau callback)
+
+
+def build_optimizer(config: RunConfig, steps_per_epoch: int, lr0: float | None = None):
+    opt = config.optimizer
+    lr = learning_rate(config.schedule, lr0 or opt.learning_rate, steps_per_epoch, config.epochs)
+    return OPTIMIZERS[opt.name](opt, lr, clipvalue=config.clip_value, clipnorm=config.clip_norm)

@@ -1,0 +1,45 @@
+"""Stage aggregate@<dataset>: per-run mean, std, n, min, max over seeds -> metrics/<dataset>/summary.json.
+
+Usage: python -m stages.aggregate <dataset>
+Reads only the (run, seed) pairs that params.yaml names today, never stale files of removed seeds.
+"""
+from __future__ import annotations
+
+import json
+
+from ch11 import atomic, paths, params as params_mod
+from ch11.errors import PipelineError, run_main
+from ch11.stats import aggregate
+
+
+def per_seed_metrics(params, dataset: str, run: str) -> list[dict]:
+    found = []
+    for seed in params.seeds:
+        path = paths.eval_metrics(dataset, run, seed)
+        if not path.exists():
+            raise PipelineError(f"{path} not found; run `dvc repro evaluate@{run}-{seed}` (or the transfer/"
+                                "cifar variant) first.")
+        found.append(json.loads(path.read_text()))
+    return found
+
+
+def runs_of(params, dataset: str) -> list[str]:
+    return [run for run in params.run_names() if params.dataset_of(run) == dataset]
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 1:
+        raise PipelineError("usage: python -m stages.aggregate <dataset>")
+    dataset = argv[0]
+    params = params_mod.load()
+    summary = {}
+    for run in runs_of(params, dataset):
+        config = params.run(run)
+        summary[run] = {"experiment": config.experiment, "label": config.label,
+                        **aggregate(per_seed_metrics(params, dataset, run))}
+    atomic.write_json(paths.summary(dataset), summary)
+    print(f"aggregate {dataset}: {len(summary)} runs x {len(params.seeds)} seeds")
+
+
+if __name__ == "__main__":
+    run_main(main)
