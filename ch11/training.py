@@ -16,8 +16,12 @@ from ch11.params import RunConfig
 
 
 def configure_tensorflow(seed: int, mixed_precision: bool) -> None:
-    """Seed every RNG, make ops deterministic, apply CH11_THREADS (0 = all cores)."""
-    threads = int(os.environ.get("CH11_THREADS", "0"))
+    """Seed every RNG, make ops deterministic, use CH11_THREADS threads per op (default 1).
+
+    One thread by default: float reductions then do not depend on the core count, so a (run, seed)
+    gives bit-identical results on any CPU host, and parallel trainings share the cores without contention.
+    """
+    threads = int(os.environ.get("CH11_THREADS", "1"))
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     keras.utils.set_random_seed(seed)

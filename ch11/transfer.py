@@ -18,8 +18,8 @@ def transferred_model(config: RunConfig, seed: int, classes: int) -> keras.Seque
     reused = base.layers[:-1]
     for layer in reused:
         layer.trainable = False
-    return keras.Sequential([keras.Input(shape=base.input_shape[1:]), *reused,
-                             *model_mod.output_layers(classes, config)[-1:]])
+    head = keras.layers.Dense(classes, activation="softmax", dtype="float32", name="task_output")
+    return keras.Sequential([keras.Input(shape=base.input_shape[1:]), *reused, head])
 
 
 def fit_transfer(model, config: RunConfig, train_ds, valid_ds, workdir, steps: int) -> None:
