@@ -6,7 +6,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ch11.errors import PipelineError
@@ -25,6 +26,10 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
     target = tmp if is_dir else tmp / path.name
     try:
         yield target
+        if is_dir:
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o777 & ~umask)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         os.replace(target, path)
@@ -47,3 +52,30 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj: object) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def normalize_zip(path: str | os.PathLike, rewrite: Callable[[str, bytes], bytes] | None = None) -> None:
+    """Rewrite a zip (``.npz``, ``.keras``) with fixed entry timestamps, so equal content hashes equally;
+    ``rewrite(name, data)`` may also strip run-specific bytes from members."""
+    path = Path(path)
+    with zipfile.ZipFile(path) as src:
+        entries = [(info, src.read(info)) for info in src.infolist()]
+    if rewrite:
+        entries = [(info, rewrite(info.filename, data)) for info, data in entries]
+    with zipfile.ZipFile(path, "w") as dst:
+        for info, data in entries:
+            fixed = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
+            fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
+            dst.writestr(fixed, data)
+
+
+def write_npz(path: str | os.PathLike, arrays: dict) -> None:
+    """Atomic, uncompressed, byte-reproducible ``np.savez``."""
+    import numpy as np
+
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
+        normalize_zip(tmp)

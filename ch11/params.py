@@ -249,6 +249,10 @@ def load(path: str | Path = "params.yaml") -> Params:
         params = Params.model_validate(raw)
     except ValidationError as exc:
         raise PipelineError(describe(exc, str(path))) from exc
+    try:
+        RunConfig.model_validate(params.defaults)
+    except ValidationError as exc:
+        raise PipelineError(describe(exc, str(path), prefix="defaults")) from exc
     for name in params.run_names():
         params.run(name)
     return params

@@ -1,7 +1,9 @@
 """Train one (run, seed): deterministic set-up, fast input pipeline, callbacks, probes, predictions."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -11,6 +13,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from ch11 import atomic
 from ch11.errors import PipelineError
 from ch11.params import RunConfig
 
@@ -112,3 +115,21 @@ def final_history(workdir: Path) -> pd.DataFrame:
     if not path.exists():
         raise PipelineError(f"{path} missing after training; the run recorded no epoch.")
     return pd.read_csv(path).drop_duplicates("epoch", keep="last").reset_index(drop=True)
+
+
+def save_model(model, path: Path) -> None:
+    """``model.save`` made byte-reproducible: no save date, object ids renumbered, fixed zip times."""
+    def rewrite(name: str, data: bytes) -> bytes:
+        if name == "metadata.json":
+            meta = json.loads(data)
+            meta.pop("date_saved", None)
+            return json.dumps(meta, sort_keys=True).encode()
+        if name == "config.json":  # shared_object_id values are Python id()s: renumber in order seen
+            ids: dict[bytes, str] = {}
+            return re.sub(rb'"shared_object_id": (\d+)',
+                          lambda m: b'"shared_object_id": ' + ids.setdefault(m[1], str(len(ids) + 1)).encode(),
+                          data)
+        return data
+
+    model.save(path)
+    atomic.normalize_zip(path, rewrite)

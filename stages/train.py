@@ -71,8 +71,9 @@ def train(run: str, seed: int) -> None:
             "layers_at_init": finite_rows(before), "layers_after_training": finite_rows(after)}
 
     with atomic.atomic_path(paths.model_dir(run, seed), is_dir=True) as out:
-        model.save(out / "model.keras")
+        training.save_model(model, out / "model.keras")
         np.savez(out / "predictions.npz", **predictions)
+        atomic.normalize_zip(out / "predictions.npz")
     atomic.write_text(paths.history(dataset, run, seed), history.to_csv(index=False))
     atomic.write_json(paths.train_info(dataset, run, seed), info)
     shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,79 @@
+"""``ch11.params.load`` on copies of the real params.yaml: bad edits are one clear error, good ones merge."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ch11 import params
+from ch11.errors import PipelineError
+
+REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def load_edited(tmp_path: Path, keys: tuple[str, ...], value) -> params.Params:
+    """Load a copy of params.yaml with ``value`` set at the key path ``keys``."""
+    raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    *parents, last = keys
+    node = raw
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return params.load(path)
+
+
+@pytest.mark.parametrize("keys, value, expected", [
+    # A typo in `defaults` reaches every run; it is reported at the first run that inherits it.
+    (("defaults", "epochz"), 10,
+     "unknown key 'defaults.epochz' (value 10); remove it or fix its spelling"),
+    (("runs", "e04_selu", "optimizer", "learning_rate"), "fast",
+     "'runs.e04_selu.optimizer.learning_rate' = 'fast': Input should be a valid number"),
+    (("download", "retries"), -1, "'download.retries' = -1: Input should be greater than or equal to 0"),
+    (("download", "backoff_s"), -0.5,
+     "'download.backoff_s' = -0.5: Input should be greater than or equal to 0"),
+    (("download", "cifar10", "files", "cifar-10-python.tar.gz", "hash_of"), "gzip",
+     "'download.cifar10.files.cifar-10-python.tar.gz.hash_of' = 'gzip': "
+     "Input should be 'decompressed' or 'file'"),
+    (("runs", "e08_adam", "optimizer", "name"), "adamm",
+     "'runs.e08_adam.optimizer.name' = 'adamm': Input should be 'sgd', 'adagrad', 'rmsprop', 'adam', "
+     "'adamax', 'nadam' or 'adamw'"),
+    (("runs", "e04_gelu", "activation"), "gelux",
+     "'runs.e04_gelu.activation' = 'gelux': Input should be 'sigmoid', 'tanh', 'relu', 'leaky_relu', "
+     "'prelu', 'elu', 'selu', 'gelu' or 'swish'"),
+    (("downlaod",), {}, "unknown key 'downlaod'"),
+])
+def test_a_bad_value_is_one_error_naming_the_key_and_value(tmp_path, keys, value, expected):
+    with pytest.raises(PipelineError) as info:
+        load_edited(tmp_path, keys, value)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'params.yaml'}: ") or message.startswith("params.yaml: ")
+    assert expected in message
+    assert message.endswith("Fix params.yaml and rerun (run keys inherit 'defaults').")
+
+
+def test_missing_and_invalid_files_are_clear_errors(tmp_path):
+    with pytest.raises(PipelineError, match="not found; run the stage from the project root"):
+        params.load(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("download: [unclosed\n", encoding="utf-8")
+    with pytest.raises(PipelineError, match="is not valid YAML"):
+        params.load(tmp_path / "params.yaml")
+
+
+def test_a_run_is_defaults_deep_merged_with_its_own_entry():
+    loaded = params.load(REPO_PARAMS)
+    selu = loaded.run("e04_selu")
+    assert (selu.experiment, selu.label, selu.activation, selu.initializer, selu.input_scaling) == \
+        (4, "SELU", "selu", "lecun_normal", "standardize")
+    assert (selu.epochs, selu.batch_size, selu.hidden) == (10, 32, [300, 200, 100])  # from defaults
+    nesterov = loaded.run("e08_nesterov").optimizer  # nested dicts merge key by key
+    assert (nesterov.name, nesterov.learning_rate, nesterov.momentum, nesterov.nesterov) == \
+        ("sgd", 0.01, 0.9, True)
+    assert loaded.dataset_of("e14_cifar_mlp") == "cifar10"
+    assert loaded.dataset_of("e07_b_transfer") == "fashion_mnist"
+    assert loaded.download.cifar10.files["cifar-10-python.tar.gz"].hash_of == "file"
+    assert loaded.download.fashion_mnist.files["train-images-idx3-ubyte.gz"].hash_of == "decompressed"
+    with pytest.raises(PipelineError, match="no run named 'e99'. Known runs: .*e01_he_init"):
+        loaded.run("e99")
