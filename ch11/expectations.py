@@ -100,7 +100,7 @@ def image_table(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
         stats = _image_stats(x)
         parts.append(pd.DataFrame({
             "split": pd.Series([split] * n, dtype=object),
-            "label": y if np.issubdtype(y.dtype, np.floating) else y.astype(np.int64),
+            "label": y.astype(np.int64) if np.issubdtype(y.dtype, np.integer) else y,
             "class_share": _class_share(y),
             "pixel_min": stats["pixel_min"], "pixel_max": stats["pixel_max"], "n_nan": stats["n_nan"],
             "mean": stats["mean"], "std": stats["std"],
@@ -218,8 +218,11 @@ def _expected_text(kind: str, kwargs: dict) -> str:
 
 
 def _observed_text(result: dict, exception: dict) -> str:
-    if exception.get("raised_exception"):
-        return f"an error: {exception.get('exception_message')}"
+    # exception_info is either flat or keyed by the metric that raised (GX 1.x uses both shapes)
+    infos = [exception, *(v for v in exception.values() if isinstance(v, dict))]
+    errors = [i.get("exception_message") for i in infos if i.get("raised_exception")]
+    if errors:
+        return f"an error: {'; '.join(dict.fromkeys(str(e) for e in errors))}"
     if "unexpected_count" in result and result.get("unexpected_count"):
         examples = list(dict.fromkeys(_fmt(v) for v in result.get("partial_unexpected_list") or []))
         return (f"{result['unexpected_count']} of {result.get('element_count')} rows unexpected, e.g. "

@@ -36,7 +36,9 @@ def search_dirs(dataset: str, settings: Download) -> list[Path]:
     """Folders to look in, in order: download.local_dirs, $CH11_DATA_DIRS, then the usual system caches."""
     env = [d for d in os.environ.get("CH11_DATA_DIRS", "").split(os.pathsep) if d]
     keras = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "datasets"
-    builtin = [DEBIAN_FASHION_MNIST, keras, keras / "fashion-mnist"] if dataset == "fashion_mnist" else [keras]
+    builtin = [keras]
+    if dataset == "fashion_mnist":
+        builtin = [DEBIAN_FASHION_MNIST, keras, keras / "fashion-mnist"]
     return [Path(d).expanduser() for d in [*settings.local_dirs, *env]] + builtin
 
 

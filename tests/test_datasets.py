@@ -50,7 +50,8 @@ def test_cifar_archive_gives_nhwc_uint8_in_the_right_pixel_order(tmp_path):
     assert data["y_train"].shape == (100,) and data["y_test"].shape == (20,)
     assert all(a.dtype == np.uint8 for a in data.values())
     with tarfile.open(archive) as tar:
-        batches = [pickle.load(tar.extractfile(m), encoding="bytes") for m in [*CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH]]
+        batches = [pickle.load(tar.extractfile(member), encoding="bytes")
+                   for member in [*CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH]]
     # Each row is 1024 red, then 1024 green, then 1024 blue values, each plane row-major over 32x32.
     rows = np.concatenate([b[b"data"] for b in batches[:5]])
     for i, r, c, ch in [(0, 0, 0, 0), (0, 0, 1, 1), (7, 5, 31, 2), (99, 31, 0, 1)]:
@@ -108,5 +109,5 @@ def test_truncated_cifar_archive_is_a_clear_error(tmp_path, keep, message):
 def test_cifar_archive_without_the_expected_members_is_a_clear_error(tmp_path):
     with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz"):
         pass
-    with pytest.raises(PipelineError, match=r"missing; expected the official cifar-10-python\.tar\.gz layout"):
+    with pytest.raises(PipelineError, match=r"missing; expected the official cifar-10-python\.tar\.gz"):
         load_cifar10(tmp_path)
