@@ -1,0 +1,158 @@
+"""End-to-end: the real `dvc repro` in a temporary copy of the project, on a small profile of real data.
+
+One copy is reproduced once per module (download -> validate -> train -> evaluate -> aggregate -> report
+for a few runs); the tests then ask the real `dvc status` what an edit would re-run, retrain from scratch
+to check determinism, and kill a training mid-way to check it resumes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures import FASHION_MNIST_DIR, project_copy
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
+RUNS = ["e04_relu", "e04_selu", "e07_model_a", "e07_b_transfer"]
+FASHION_TARGETS = ["report@fashion_mnist"]
+
+
+def env() -> dict:
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"], "GX_ANALYTICS_ENABLED": "False",
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env(), capture_output=True,
+                          text=True)
+    if check and done.returncode:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def changed_stages(root: Path) -> set[str]:
+    return set(json.loads(dvc(root, "status", "--json", "--with-deps", *FASHION_TARGETS).stdout))
+
+
+def edit_params(root: Path, edit) -> None:
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    edit(params)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory) -> Path:
+    root = project_copy(tmp_path_factory.mktemp("pipeline"), runs=RUNS)
+    dvc(root, "repro", *FASHION_TARGETS)
+    return root
+
+
+def test_repro_produces_validated_data_metrics_and_report(reproduced):
+    root = reproduced
+    validation = json.loads((root / "metrics/validation/fashion_mnist.json").read_text())
+    assert validation["success"] is True
+    assert (root / "reports/validation/fashion_mnist/index.html").exists()
+    for run in RUNS:
+        metrics = json.loads((root / f"metrics/fashion_mnist/eval/{run}-1.json").read_text())
+        assert 0.0 <= metrics["test_accuracy"] <= 1.0
+        assert (root / f"models/{run}-1/model.keras").stat().st_size > 0
+    # a real model beats chance even after one short epoch
+    assert json.loads((root / "metrics/fashion_mnist/eval/e04_relu-1.json").read_text())["test_accuracy"] > 0.5
+    summary = json.loads((root / "metrics/fashion_mnist/summary.json").read_text())
+    assert set(summary) == set(RUNS)
+    assert (root / "reports/fashion_mnist/results.md").exists()
+
+
+def test_second_repro_reruns_nothing(reproduced):
+    start = time.perf_counter()
+    out = dvc(reproduced, "repro", *FASHION_TARGETS).stdout
+    assert "Running stage" not in out, out
+    assert changed_stages(reproduced) == set()
+    print(f"no-op dvc repro: {time.perf_counter() - start:.1f} s")
+
+
+def test_editing_one_run_marks_only_that_run(reproduced, tmp_path):
+    root = reproduced
+    original = (root / "params.yaml").read_text()
+    try:
+        edit_params(root, lambda p: p["runs"]["e04_selu"].update(dropout=0.1))
+        assert changed_stages(root) == {"train@e04_selu-1", "evaluate@e04_selu-1",
+                                        "aggregate@fashion_mnist", "report@fashion_mnist"}
+        edit_params(root, lambda p: p["defaults"].update(batch_size=64))
+        changed = changed_stages(root)
+        assert {f"train@{r}-1" for r in ["e04_relu", "e04_selu", "e07_model_a"]} <= changed
+        assert "train_transfer@e07_b_transfer-1" in changed
+    finally:
+        (root / "params.yaml").write_text(original)
+    assert changed_stages(root) == set()
+
+
+def test_adding_a_seed_marks_only_the_new_pairs(reproduced):
+    root = reproduced
+    original = (root / "params.yaml").read_text()
+    try:
+        edit_params(root, lambda p: p.update(seeds=[1, 2]))
+        changed = changed_stages(root)
+        new_pairs = {s for s in changed if s.endswith("-2")}
+        assert new_pairs == {"train@e04_relu-2", "train@e04_selu-2", "train@e07_model_a-2",
+                             "train_transfer@e07_b_transfer-2", "evaluate@e04_relu-2", "evaluate@e04_selu-2",
+                             "evaluate@e07_model_a-2", "evaluate_transfer@e07_b_transfer-2"}
+        assert changed - new_pairs == {"aggregate@fashion_mnist", "report@fashion_mnist"}
+    finally:
+        (root / "params.yaml").write_text(original)
+
+
+def metrics_without_time(root: Path, job: str) -> dict:
+    metrics = json.loads((root / f"metrics/fashion_mnist/eval/{job}.json").read_text())
+    metrics.pop("train_time_s")
+    return metrics
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_training_is_deterministic(reproduced, seed):
+    """The same (run, seed) trained twice from scratch gives identical metrics and model bytes."""
+    root = reproduced
+    results = []
+    for _ in range(2):
+        for stage in ("train", "evaluate"):
+            subprocess.run([sys.executable, "-m", f"stages.{stage}", "e04_relu", str(seed)], cwd=root, env=env(),
+                           check=True, capture_output=True)
+        model = (root / f"models/e04_relu-{seed}/model.keras").read_bytes()
+        results.append((metrics_without_time(root, f"e04_relu-{seed}"), model))
+    assert results[0] == results[1]
+
+
+def test_killed_training_resumes_and_records_nothing_partial(reproduced):
+    root = reproduced
+    edit_params(root, lambda p: p["runs"]["e04_relu"].update(epochs=30))
+    edit_params(root, lambda p: p["limits"].update(max_epochs=30, max_train_samples=4000))
+    history = root / ".checkpoints/e04_relu-1/history.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-s", "train@e04_relu-1"], cwd=root, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 4):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    epochs_before_kill = len(history.read_text().splitlines()) - 1
+    assert 3 <= epochs_before_kill < 30, "the kill must land mid-training"
+    assert not (root / "models/e04_relu-1").exists(), "no partial model may be left as an output"
+    assert "train@e04_relu-1" in changed_stages(root)
+
+    rerun = dvc(root, "repro", "-s", "train@e04_relu-1")
+    assert "resuming e04_relu-1" in rerun.stdout + rerun.stderr
+    assert f"Epoch {epochs_before_kill + 1}/30" in rerun.stdout, "training continues after the last finished epoch"
+    assert len((root / "metrics/fashion_mnist/history/e04_relu-1.csv").read_text().splitlines()) == 31
+    assert (root / "models/e04_relu-1/model.keras").exists()
+    assert not (root / ".checkpoints/e04_relu-1").exists()
+    assert "train@e04_relu-1" not in changed_stages(root)
