@@ -201,3 +201,13 @@ def test_missing_eval_file_is_one_clear_error(tmp_path):
     assert done.returncode == 1
     assert "e01_he_init-2.json not found" in done.stderr and "Traceback" not in done.stderr
     assert not (root / "reports" / "fashion_mnist").exists()
+
+
+def test_figures_are_deterministic(tmp_path):
+    from ch11 import figures
+    panels = [{"xlabel": "test accuracy (%)", "bars": [{"label": "a", "values": [85.0, 85.5, 86.0], "claimed": 85.2},
+                                                       {"label": "b", "values": [84.0, 84.2, 84.1], "claimed": None}]}]
+    first = figures.variant_bars(tmp_path / "one.png", "title", panels).read_bytes()
+    second = figures.variant_bars(tmp_path / "two.png", "title", panels).read_bytes()
+    assert first == second and first[:8] == PNG_MAGIC
+    assert figures.variant_bars(tmp_path / "none.png", "title", [{"xlabel": "x", "bars": []}]) is None
