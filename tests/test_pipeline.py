@@ -112,6 +112,65 @@ def test_adding_a_seed_marks_only_the_new_pairs(reproduced):
         (root / "params.yaml").write_text(original)
 
 
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd=root,
+                          check=True, capture_output=True, text=True).stdout
+
+
+def test_metrics_and_plots_diff_between_branches(reproduced, tmp_path):
+    """A branch with one run's hyperparameter changed: only that run's metrics differ."""
+    root = reproduced
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "results")
+    git(root, "checkout", "-qb", "selu-dropout")
+    try:
+        edit_params(root, lambda p: p["runs"]["e04_selu"].update(dropout=0.2))
+        out = dvc(root, "repro", *FASHION_TARGETS).stdout
+        assert "train@e04_selu-1" in out and "train@e04_relu-1" not in out
+        git(root, "commit", "-qam", "SELU with dropout")
+        diff = json.loads(dvc(root, "metrics", "diff", "main", "selu-dropout", "--json").stdout)
+        changed_files = {path for path, values in diff.items() if values}
+        assert changed_files <= {"metrics/fashion_mnist/eval/e04_selu-1.json", "metrics/fashion_mnist/summary.json"}
+        assert "metrics/fashion_mnist/eval/e04_selu-1.json" in changed_files
+        summary_keys = {key.split(".")[0] for key in diff.get("metrics/fashion_mnist/summary.json", {})}
+        assert summary_keys == {"e04_selu"}
+        plots = dvc(root, "plots", "diff", "main", "selu-dropout", "-o", str(tmp_path / "plots"))
+        assert (tmp_path / "plots/index.html").exists(), plots.stdout
+    finally:
+        git(root, "checkout", "-q", "main")
+        dvc(root, "checkout", "-q", "--force")
+    assert changed_stages(root) == set()
+
+
+def test_exp_run_trains_only_the_changed_run(reproduced):
+    root = reproduced
+    out = dvc(root, "exp", "run", "-n", "relu-lr", "-S", "runs.e04_relu.optimizer.learning_rate=0.02").stdout
+    assert "train@e04_relu-1" in out and "train@e04_selu-1" not in out
+    shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
+    assert "relu-lr" in json.dumps(shown)
+    dvc(root, "exp", "apply", "relu-lr")
+    assert yaml.safe_load((root / "params.yaml").read_text())["runs"]["e04_relu"]["optimizer"]["learning_rate"] == 0.02
+    git(root, "checkout", "-q", "--", ".")
+    dvc(root, "checkout", "-q", "--force")
+    assert changed_stages(root) == set()
+
+
+def test_push_then_pull_in_a_fresh_clone_restores_everything(reproduced, tmp_path):
+    root = reproduced
+    remote = tmp_path / "remote"
+    dvc(root, "remote", "add", "-f", "-d", "local", str(remote))
+    git(root, "commit", "-qam", "remote for the test")
+    dvc(root, "push", "-q")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    dvc(clone, "pull", "-q")
+    assert (clone / "models/e04_relu-1/model.keras").read_bytes() == \
+        (root / "models/e04_relu-1/model.keras").read_bytes()
+    assert (clone / "metrics/fashion_mnist/summary.json").exists()
+    assert changed_stages(clone) == set()
+    assert "Running stage" not in dvc(clone, "repro", *FASHION_TARGETS).stdout
+
+
 def metrics_without_time(root: Path, job: str) -> dict:
     metrics = json.loads((root / f"metrics/fashion_mnist/eval/{job}.json").read_text())
     metrics.pop("train_time_s")

@@ -1,0 +1,281 @@
+"""Report figures (matplotlib, Agg backend; no TensorFlow). Every function takes plain numbers, writes one
+PNG at DPI and returns its path. Output is deterministic: fixed seed-dot offsets, no timestamps."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
+import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from scipy.special import erf  # noqa: E402
+
+DPI = 110
+COLORS = plt.get_cmap("tab10").colors
+STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
+         "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+SEED_NOTE = "bar = mean over seeds, error bar = ±1 std (sample, ddof=1), dots = individual seeds"
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
+    """Horizontal bars, one panel per metric. panel: {"xlabel": str, "bars": [{"label", "values" (per seed,
+    already in display units), "claimed" (the seed's number or None)}]}. Bars without values are left out."""
+    panels = [{**p, "bars": [b for b in p["bars"] if b["values"]]} for p in panels]
+    panels = [p for p in panels if p["bars"]]
+    if not panels:
+        return None
+    n_bars = max(len(p["bars"]) for p in panels)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.8, max(0.55 * n_bars + 1.9, 2.9)),
+                                 squeeze=False)
+        any_claim = False
+        for ax, panel in zip(axes[0], panels):
+            bars = panel["bars"]
+            y = np.arange(len(bars))[::-1]
+            stats = [_mean_std(b["values"]) for b in bars]
+            ax.barh(y, [m for m, _ in stats], xerr=[s for _, s in stats], height=0.6,
+                    color=[COLORS[i % 10] for i in range(len(bars))], alpha=0.55, edgecolor="black",
+                    linewidth=0.6, error_kw={"elinewidth": 1.5, "capsize": 5, "ecolor": "black"})
+            everything = []
+            for yi, bar in zip(y, bars):
+                vals = np.asarray(bar["values"], dtype=float)
+                offsets = np.linspace(-0.18, 0.18, len(vals)) if len(vals) > 1 else np.zeros(1)
+                ax.scatter(vals, yi + offsets, s=22, color="black", zorder=3)
+                everything += list(vals)
+                if bar.get("claimed") is not None:
+                    any_claim = True
+                    everything.append(bar["claimed"])
+                    ax.scatter([bar["claimed"]], [yi], marker="D", s=60, color="red", edgecolor="white",
+                               linewidth=0.8, zorder=4)
+            ax.set_yticks(y, [b["label"] for b in bars])
+            lo, hi = min(everything), max(everything)
+            pad = max(0.5, 0.12 * (hi - lo))
+            xlabel = panel["xlabel"]
+            left = lo - 3 * pad
+            if left > 0:
+                ax.set_xlim(left, hi + pad)
+                xlabel += f"\n(axis starts at {left:.1f}, not 0)"
+            else:
+                ax.set_xlim(0, hi + pad)
+            ax.set_xlabel(xlabel)
+            ax.grid(axis="y", visible=False)
+        handles = [Patch(facecolor="grey", alpha=0.55, edgecolor="black", label="mean over seeds"),
+                   Line2D([], [], color="black", marker="|", markersize=10, linestyle="-",
+                          label="±1 std over seeds"),
+                   Line2D([], [], color="black", marker="o", markersize=5, linestyle="", label="one seed")]
+        if any_claim:
+            handles.append(Line2D([], [], color="red", marker="D", markersize=7, linestyle="",
+                                  label="seed write-up's reported value"))
+        fig.suptitle(title, fontweight="bold")
+        fig.tight_layout()
+        fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
+                   bbox_to_anchor=(0.5, 0.0), title=SEED_NOTE, title_fontsize=9)
+        return _save(fig, path)
+
+
+def learning_curves(path: Path, title: str, curves: list[dict], ylabel: str = "validation accuracy (%)"
+                    ) -> Path | None:
+    """curves: [{"label", "epochs", "mean", "std", "n_seeds"}]: mean over seeds per epoch (1-based), with a
+    ±1 std band where at least two seeds reached that epoch."""
+    curves = [c for c in curves if len(c["epochs"])]
+    if not curves:
+        return None
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(9.5, 4.8))
+        for i, c in enumerate(curves):
+            color = COLORS[i % 10]
+            style = "-" if i < 10 else "--"
+            ax.plot(c["epochs"], c["mean"], style, color=color, linewidth=1.8,
+                    marker="o" if len(c["epochs"]) <= 15 else None, markersize=3.5,
+                    label=f"{c['label']} (n={c['n_seeds']})")
+            std = np.asarray(c["std"], dtype=float)
+            if np.isfinite(std).any():
+                mean = np.asarray(c["mean"], dtype=float)
+                ax.fill_between(c["epochs"], mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel + "\nline = mean over seeds, band = ±1 std")
+        ax.set_title(title, fontweight="bold")
+        if max(len(c["epochs"]) for c in curves) <= 15:
+            ax.set_xticks(np.arange(1, max(len(c["epochs"]) for c in curves) + 1))
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None:
+    """2 x 2 grid (gradient norm, activation std) x (at init, after training), log scale, one line per run.
+    series: [{"label", "layers", "tick_labels", "init": {"grad_norm", "activation_std"}, "after": {...}}]
+    (means over seeds per layer; None where a value is not finite)."""
+    if not series:
+        return None
+    rows = [("grad_norm", "gradient norm of the kernel\n(mean over seeds, log scale)"),
+            ("activation_std", "std of the layer's output\n(mean over seeds, log scale)")]
+    cols = [("init", "at initialisation"), ("after", "after training")]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, sharey="row")
+        for r, (metric, ylabel) in enumerate(rows):
+            for c, (stage, stage_title) in enumerate(cols):
+                ax = axes[r][c]
+                drawn = False
+                for i, s in enumerate(series):
+                    vals = np.array([np.nan if v is None else v for v in s[stage][metric]], dtype=float)
+                    vals[vals <= 0] = np.nan
+                    if np.isfinite(vals).any():
+                        ax.plot(s["layers"], vals, "-o", color=COLORS[i % 10], linewidth=2, label=s["label"])
+                        drawn = True
+                if drawn:
+                    ax.set_yscale("log")
+                else:
+                    ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
+                ax.set_title(f"{ylabel.split(chr(10))[0]} — {stage_title}")
+                if c == 0:
+                    ax.set_ylabel(ylabel)
+                if r == 1:
+                    ax.set_xticks(series[0]["layers"], series[0]["tick_labels"])
+                    ax.set_xlabel("Dense layer (fan_in → fan_out)")
+        axes[0][0].legend(frameon=False)
+        fig.suptitle(title, fontweight="bold")
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
+    """One panel per initializer: empirical kernel variance per layer (at init, after training) against the
+    theoretical value. series: [{"label", "layers", "tick_labels", "weight_var", "weight_var_after",
+    "theory_var"}] (means over seeds)."""
+    if not series:
+        return None
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series) + 0.6, 4.6), squeeze=False,
+                                 sharey=True)
+        for ax, s in zip(axes[0], series):
+            ax.plot(s["layers"], s["theory_var"], "--", color="black", linewidth=1.5, marker="x",
+                    markersize=8, label="theory")
+            ax.plot(s["layers"], s["weight_var"], "o", color=COLORS[0], markersize=8,
+                    label="empirical, at init")
+            if s.get("weight_var_after") is not None:
+                ax.plot(s["layers"], s["weight_var_after"], "s", color=COLORS[1], markersize=7,
+                        markerfacecolor="none", markeredgewidth=1.5, label="empirical, after training")
+            ax.set_yscale("log")
+            ax.set_xticks(s["layers"], s["tick_labels"], fontsize=8)
+            ax.set_xlabel("Dense layer (fan_in → fan_out)")
+            ax.set_title(s["label"])
+        axes[0][0].set_ylabel("kernel weight variance (log scale)\nmean over seeds")
+        axes[0][0].legend(frameon=False)
+        fig.suptitle(title, fontweight="bold")
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
+    """The learning rate each schedule actually used per epoch (from the history). curves: [{"label",
+    "epochs", "lr"}]."""
+    curves = [c for c in curves if len(c["epochs"])]
+    if not curves:
+        return None
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(9.5, 4.6))
+        markers = "osD^v<>ph*"
+        for i, c in enumerate(curves):
+            ax.plot(c["epochs"], c["lr"], "-", color=COLORS[i % 10], marker=markers[i % 10], markersize=5,
+                    linewidth=1.8, label=c["label"])
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("learning rate at the end of the epoch\n(log scale)")
+        ax.set_title(title, fontweight="bold")
+        if max(len(c["epochs"]) for c in curves) <= 15:
+            ax.set_xticks(np.arange(1, max(len(c["epochs"]) for c in curves) + 1))
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: list[str],
+                      labels: list[int] | None = None) -> Path | None:
+    """Counts of (actual, predicted); colour = share of the actual class (row-normalised)."""
+    actual, predicted = np.asarray(actual), np.asarray(predicted)
+    if actual.size == 0:
+        return None
+    labels = list(range(len(class_names))) if labels is None else labels
+    index = {lab: i for i, lab in enumerate(labels)}
+    k = len(labels)
+    counts = np.zeros((k, k), dtype=int)
+    for a, p in zip(actual, predicted):
+        if a in index and p in index:
+            counts[index[a], index[p]] += 1
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    with plt.rc_context({**STYLE, "axes.grid": False}):
+        fig, ax = plt.subplots(figsize=(8.6, 7.4))
+        im = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        for i in range(k):
+            for j in range(k):
+                if counts[i, j]:
+                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if shares[i, j] > 0.5 else "black")
+        ax.set_xticks(range(k), class_names, rotation=40, ha="right")
+        ax.set_yticks(range(k), class_names)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("actual class")
+        accuracy = np.trace(counts) / max(counts.sum(), 1)
+        ax.set_title(f"{title}\n{counts.sum()} test images, accuracy {100 * accuracy:.2f} %",
+                     fontweight="bold")
+        cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        cbar.set_label("share of the actual class (numbers = counts)")
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+ACTIVATIONS = {
+    "sigmoid": _sigmoid,
+    "tanh": np.tanh,
+    "ReLU": lambda z: np.maximum(z, 0),
+    "LeakyReLU (α=0.2)": lambda z: np.where(z > 0, z, 0.2 * z),
+    "ELU (α=1)": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
+    "SELU": lambda z: SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0))),
+    "GELU": lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2))),
+    "Swish (SiLU)": lambda z: z * _sigmoid(z),
+}
+
+
+def activation_shapes(path: Path) -> Path:
+    """The activation functions of experiment 4 (and exercise 8), computed with numpy on z in [-4, 4]."""
+    z = np.linspace(-4, 4, 401)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(2, 4, figsize=(13, 6.2), sharex=True, sharey=True)
+        for ax, (i, (name, fn)) in zip(axes.flat, enumerate(ACTIVATIONS.items())):
+            ax.axhline(0, color="grey", linewidth=0.8)
+            ax.axvline(0, color="grey", linewidth=0.8)
+            ax.plot(z, fn(z), color=COLORS[i % 10], linewidth=2.2)
+            ax.set_title(name)
+            ax.set_xlim(-4, 4)
+            ax.set_ylim(-2.2, 4.2)
+        for ax in axes[1]:
+            ax.set_xlabel("input z")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("activation f(z)")
+        fig.suptitle("Activation functions (computed with numpy)", fontweight="bold")
+        fig.tight_layout()
+        return _save(fig, path)
