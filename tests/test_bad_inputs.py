@@ -1,0 +1,158 @@
+"""Every bad input the pipeline knows, in one table: each case runs the real stage as a user would and
+asserts one clear `error:` paragraph (no traceback), the key facts in it, and that no output was written.
+
+The count of cases is printed at the end of the module (`pytest -s` shows it).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from tests.fixtures import FASHION_MNIST_DIR, PROJECT_ROOT, fashion_project, idx_bytes
+
+pytestmark = pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")
+
+
+@dataclass
+class Case:
+    name: str
+    command: list[str]
+    expect: list[str]                       # substrings of the error paragraph
+    setup: Callable[[Path], None] = lambda root: None
+    params: Callable[[dict], None] = lambda p: None
+    absent: list[str] = field(default_factory=list)   # outputs that must not exist afterwards
+
+
+def set_in(path: str, value) -> Callable[[dict], None]:
+    def edit(params: dict) -> None:
+        *parents, last = path.split(".")
+        node = params
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return edit
+
+
+def replace_raw(name: str, data: bytes) -> Callable[[Path], None]:
+    def setup(root: Path) -> None:
+        target = root / "data/raw/fashion_mnist" / name
+        target.unlink()
+        target.write_bytes(data)
+    return setup
+
+
+def validated_data(root: Path) -> None:
+    run(root, ["stages.validate", "fashion_mnist"], check=True)
+
+
+def blocked_metrics_dir(root: Path) -> None:
+    validated_data(root)
+    (root / "metrics").mkdir(exist_ok=True)
+    (root / "metrics/fashion_mnist").write_text("a file where a folder must go")
+
+
+TRAIN = ["stages.train"]
+VALIDATE = ["stages.validate", "fashion_mnist"]
+CASES = [
+    Case("params: typo'd key", VALIDATE, ["defaults.epochz", "unknown key"], params=set_in("defaults.epochz", 3)),
+    Case("params: string for a number", VALIDATE, ["runs.e04_selu.optimizer.learning_rate", "'fast'"],
+         params=set_in("runs.e04_selu.optimizer", {"learning_rate": "fast"})),
+    Case("params: negative value", VALIDATE, ["download.retries", "-1"], params=set_in("download.retries", -1)),
+    Case("params: unknown optimizer", VALIDATE, ["runs.e04_relu.optimizer.name", "'sgdd'", "'nadam'"],
+         params=set_in("runs.e04_relu.optimizer", {"name": "sgdd"})),
+    Case("params: unknown activation", VALIDATE, ["runs.e04_relu.activation", "'relu6'", "'selu'"],
+         params=set_in("runs.e04_relu.activation", "relu6")),
+    Case("params: unknown schedule", VALIDATE, ["runs.e04_relu.schedule.name", "'cosine'", "'onecycle'"],
+         params=set_in("runs.e04_relu.schedule", {"name": "cosine"})),
+    Case("params: transfer from a run that does not exist", VALIDATE, ["transfer.base", "'nosuch'"],
+         params=set_in("transfer_runs.e07_b_transfer.transfer.base", "nosuch")),
+    Case("train: run that does not exist", [*TRAIN, "nosuch", "1"], ["no run named 'nosuch'"]),
+    Case("train: validated dataset missing", [*TRAIN, "e04_relu", "1"],
+         ["data/validated/fashion_mnist.npz not found", "dvc repro validate@fashion_mnist"],
+         absent=["models/e04_relu-1"]),
+    Case("train: transfer base model not trained", [*TRAIN, "e07_b_transfer", "1"],
+         ["models/e07_model_a-1/model.keras not found", "train@e07_model_a-1"], setup=validated_data,
+         absent=["models/e07_b_transfer-1"]),
+    Case("train: output folder not writable", [*TRAIN, "e04_relu", "1"], ["cannot write", "metrics/fashion_mnist"],
+         setup=blocked_metrics_dir, params=set_in("limits", {"max_epochs": 1, "max_train_samples": 500,
+                                                             "max_eval_samples": 200}),
+         absent=["metrics/fashion_mnist/eval"]),
+    Case("validate: empty gzip", VALIDATE, ["t10k-labels-idx1-ubyte.gz is empty"],
+         setup=replace_raw("t10k-labels-idx1-ubyte.gz", b""), absent=["data/validated"]),
+    Case("validate: corrupt gzip", VALIDATE, ["not a valid gzip file"],
+         setup=replace_raw("t10k-labels-idx1-ubyte.gz", b"this is not gzip"), absent=["data/validated"]),
+    Case("validate: truncated gzip", VALIDATE, ["corrupt or truncated"],
+         setup=replace_raw("t10k-labels-idx1-ubyte.gz",
+                           gzip.compress(idx_bytes(__import__("numpy").zeros(10000, "uint8")))[:-20]),
+         absent=["data/validated"]),
+    Case("validate: wrong magic number", VALIDATE, ["wrong magic number"],
+         setup=replace_raw("t10k-labels-idx1-ubyte.gz", gzip.compress(b"\x00\x00\x09\x99" + bytes(10004))),
+         absent=["data/validated"]),
+    Case("validate: a failed expectation", VALIDATE, ["expect_table_row_count_to_equal", "9999"],
+         params=set_in("validate.fashion_mnist.rows.test", 9999),
+         absent=["data/validated", "metrics/validation", "reports/validation"]),
+    Case("download: checksum mismatch", ["stages.download", "fashion_mnist"],
+         ["t10k-labels-idx1-ubyte.gz", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"],
+         params=set_in("download.local_dirs", ["tampered"]),
+         setup=lambda root: (root / "tampered").mkdir() or (root / "tampered/t10k-labels-idx1-ubyte.gz").write_bytes(
+             gzip.compress(idx_bytes(__import__("numpy").ones(10000, "uint8")))),
+         absent=["data/raw/fashion_mnist/t10k-labels-idx1-ubyte.gz.part"]),
+    Case("download: offline, no local copy", ["stages.download", "cifar10"],
+         ["no usable copy of cifar-10-python.tar.gz", ".keras/datasets/cifar-10-python.tar.gz (not found)",
+          "http://127.0.0.1:9/cifar-10-python.tar.gz", "Connection refused", "CH11_DATA_DIRS"],
+         params=lambda p: (set_in("download.cifar10.urls", ["http://127.0.0.1:9/"])(p),
+                           set_in("download.retries", 0)(p)),
+         absent=["data/raw/cifar10"]),
+]
+
+
+def run(root: Path, command: list[str], check: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "GX_ANALYTICS_ENABLED": "False",
+           "TF_CPP_MIN_LOG_LEVEL": "2", "HOME": str(root), "KERAS_HOME": str(root / ".keras")}
+    return subprocess.run([sys.executable, "-m", *command], cwd=root, env=env, capture_output=True, text=True,
+                          check=check, timeout=300)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_gives_one_clear_error_and_writes_nothing(case, tmp_path):
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    case.params(params)
+    root = fashion_project(tmp_path / "project", yaml.safe_dump(params, sort_keys=False))
+    case.setup(root)
+    result = run(root, case.command)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    for fragment in case.expect:
+        assert fragment in errors[0], f"{fragment!r} missing from: {errors[0]}"
+    for rel in case.absent:
+        assert not (root / rel).exists(), f"{rel} was written despite the error"
+
+
+def test_a_diverging_training_is_reported_not_crashed(tmp_path):
+    """A learning rate that blows up: the stage finishes, and the metrics mark the run as diverged."""
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["runs"]["e04_relu"]["optimizer"] = {"learning_rate": 1.0e6}
+    params["limits"] = {"max_epochs": 2, "max_train_samples": 500, "max_eval_samples": 200}
+    root = fashion_project(tmp_path / "project", yaml.safe_dump(params, sort_keys=False))
+    validated_data(root)
+    train = run(root, [*TRAIN, "e04_relu", "1"], check=True)
+    assert "DIVERGED" in train.stdout
+    run(root, ["stages.evaluate", "e04_relu", "1"], check=True)
+    metrics = yaml.safe_load((root / "metrics/fashion_mnist/eval/e04_relu-1.json").read_text())
+    assert metrics["diverged"] is True and metrics["test_loss"] is None
+
+
+def test_count(capsys):
+    with capsys.disabled():
+        print(f"\nbad inputs covered in {Path(__file__).name}: {len(CASES) + 1}")
+    assert len(CASES) + 1 >= 19
