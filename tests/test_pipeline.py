@@ -171,6 +171,21 @@ def test_push_then_pull_in_a_fresh_clone_restores_everything(reproduced, tmp_pat
     assert "Running stage" not in dvc(clone, "repro", *FASHION_TARGETS).stdout
 
 
+def test_two_repros_at_once_never_corrupt_the_lock(reproduced):
+    """Two `dvc repro` at once: each succeeds or fails with DVC's clear lock message; dvc.lock stays valid."""
+    root = reproduced
+    procs = [subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "-s", stage], cwd=root, env=env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for stage in ("train@e04_relu-1", "train@e04_selu-1")]
+    outputs = [(p.wait(timeout=600), p.stdout.read()) for p in procs]
+    for code, out in outputs:
+        assert code == 0 or "Unable to acquire lock" in out, out
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert {"train@e04_relu-1", "train@e04_selu-1"} <= set(lock["stages"])
+    dvc(root, "repro", *FASHION_TARGETS)
+    assert changed_stages(root) == set()
+
+
 def metrics_without_time(root: Path, job: str) -> dict:
     metrics = json.loads((root / f"metrics/fashion_mnist/eval/{job}.json").read_text())
     metrics.pop("train_time_s")

@@ -1,0 +1,1 @@
+"""Prefect orchestration of the DVC pipeline: `flows.pipeline` (the flow), `flows.deploy` (a cron deployment)."""

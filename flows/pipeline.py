@@ -1,0 +1,575 @@
+"""Prefect flow ``ch11-pipeline``: the DVC pipeline's stale stages run in parallel, recorded as `dvc repro` would.
+
+Everything about the pipeline comes from DVC itself (dvc.yaml, dvc.lock, params.yaml); nothing here lists stages:
+
+* plan: the targets (stage names such as ``train@e04_relu-1``, group names such as ``train``, or fnmatch
+  globs such as ``train@e04_*``; default: every stage) plus all their upstream stages, taken from
+  ``Repo.index.graph`` in `dvc repro`'s order (frozen stages cut off from their upstream, as there);
+* a stage is looked at when all its upstream stages are done, and goes ahead only if DVC finds it changed
+  (``Stage.changed()``: command, deps, params or outs differ from dvc.lock) - the very check `dvc repro`
+  makes at that point, so a stage whose upstream ran but wrote identical outputs is skipped;
+* a changed stage's outputs are removed, then checked out of DVC's cache when dvc.lock or the run cache
+  already holds them (as `dvc repro` does); otherwise its command runs as a Prefect task, in a subprocess
+  with the stage's working directory, up to ``concurrency`` at once (thread pool, or an existing Dask
+  cluster); ``download@*`` tasks are retried with exponential back-off;
+* after the command succeeds the stage is saved, its cached outputs committed to .dvc/cache and its
+  dvc.lock entry written - the same calls, in the same order, that `dvc repro` makes after a command.
+
+DVC allows one writer per repository (its own lock is dropped while a command runs, so concurrent
+`dvc repro -s` calls race for it). Here every DVC call - status, removal, restore, commit, lock-file
+write - is made from the flow's thread, one at a time behind ``DVC_LOCK``, under DVC's repository lock,
+on the one ``Repo`` and stage objects loaded when planning (as `dvc repro` keeps them); only the
+commands run in parallel. Stages whose commands end together are written to dvc.lock in one go: each
+write re-reads and re-writes the whole file, ~6 s with the full pipeline's ~18,000-line dvc.lock
+(`dvc repro` pays that per stage).
+
+Threads and devices: on a CPU host each command gets ``CH11_THREADS = max(1, cores // concurrency)``
+and ``concurrency`` defaults to the core count. On a GPU host (``nvidia-smi -L`` or
+``CUDA_VISIBLE_DEVICES``; TensorFlow is never imported here) ``concurrency`` defaults to the number of
+visible GPUs and each running command is pinned to one of them with ``CUDA_VISIBLE_DEVICES``. With a
+Dask cluster the workers must see the project at the same path, and the GPU pinning assumes they share
+this host's GPUs. ``CH11_THREADS > 1`` (fewer parallel commands than cores) may change float results
+in the last bits (see ch11/training.py), whereas `dvc repro` trains with one thread: pass
+``concurrency`` >= cores for results bit-identical to it.
+
+A failing command fails the flow with the stage's own message (the last lines of its stderr); stages
+already finished, and those still running at that moment, are recorded in dvc.lock; nothing new starts
+unless ``keep_going`` (then only the failed stage's downstream is left out, like `dvc repro -k`).
+
+Artifacts: table ``ch11-run-metrics`` (every metrics/*/eval/*.json) and markdown ``ch11-reports`` (links
+to reports/*/results.md, figures and validation Data Docs).
+
+Runs with Prefect's ephemeral local server (no PREFECT_API_URL needed)::
+
+    python -m flows.pipeline                                   # every stale stage
+    python -m flows.pipeline --targets 'train@e04_*' --concurrency 2
+    python -m flows.pipeline --targets aggregate --dask-address tcp://127.0.0.1:8786
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DVC_LOCK = threading.Lock()          # every DVC call of every flow run in this process, one at a time
+RETRY_GLOBS = ("download@*",)        # stages whose commands Prefect retries (network)
+STDERR_TAIL = 8                      # lines of a failed command's stderr quoted in the error
+METRICS_ARTIFACT = "ch11-run-metrics"
+REPORTS_ARTIFACT = "ch11-reports"
+FINISHED = ("ran", "restored", "skipped")
+
+
+class StageFailed(Exception):
+    """A stage's command exited non-zero, or DVC could not prepare or record the stage; says which and why."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Host: cores, GPUs, per-command environment
+
+
+def cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def visible_gpus() -> list[str]:
+    """CUDA device ids to pin commands to: CUDA_VISIBLE_DEVICES when set, else ``nvidia-smi -L``'s GPUs
+    (MIG instances by UUID when a GPU is partitioned); [] on a CPU host. Never imports TensorFlow."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        ids = []
+        for item in (part.strip() for part in listed.split(",")):
+            if not item or item.startswith("-"):  # CUDA ignores everything from an invalid id on
+                break
+            ids.append(item)
+        return ids
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus: list[tuple[str, list[str]]] = []
+    for line in out.splitlines():
+        if match := re.match(r"\s*GPU (\d+):", line):
+            gpus.append((match.group(1), []))
+        elif (match := re.search(r"\bMIG\b.*\(UUID: (MIG-[^)\s]+)\)", line)) and gpus:
+            gpus[-1][1].append(match.group(1))
+    return [device for index, migs in gpus for device in (migs or [index])]
+
+
+def command_env(slot: int, threads: int, gpus: list[str]) -> dict[str, str]:
+    """Variables set for the command running in ``slot`` (added to the worker's own environment)."""
+    env = {"CH11_THREADS": str(threads)}
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+    return env
+
+
+# --------------------------------------------------------------------------------------------------------
+# DVC bookkeeping: one caller at a time, under DVC's own lock too
+
+
+class DvcBook:
+    """Every DVC call a flow run makes, on one ``Repo`` opened by :meth:`plan` (the stage objects loaded
+    then are the ones prepared and recorded, as in `dvc repro`). Each call takes ``DVC_LOCK`` and DVC's
+    repository lock, and works from the project root; ``close()`` releases the Repo."""
+
+    LOCK_TRIES = 10  # DVC waits 3 s per try: someone else's `dvc status` may hold the lock a while
+
+    def __init__(self, root: Path):
+        self.root = str(root)
+        self._repo = None
+        self.stages: dict[str, Any] = {}
+
+    def close(self) -> None:
+        with DVC_LOCK:
+            if self._repo is not None:
+                self._repo.close()
+                self._repo = None
+
+    @contextmanager
+    def repo(self):
+        from dvc.lock import LockError
+        from dvc.repo import Repo
+
+        with DVC_LOCK:
+            # DVC resolves targets and stage addresses against the working directory (its CLI runs in
+            # the project): work from the project root while DVC_LOCK is held. The commands never
+            # depend on it (they get an explicit cwd), and no other DVC call can run meanwhile.
+            previous = os.getcwd()
+            os.chdir(self.root)
+            try:
+                if self._repo is None:
+                    self._repo = Repo(self.root)
+                repo = self._repo
+                for attempt in range(self.LOCK_TRIES):
+                    try:
+                        repo.lock.lock()
+                        break
+                    except LockError:
+                        if attempt == self.LOCK_TRIES - 1:
+                            raise
+                        time.sleep(1.0)
+                # What dvc.repo.lock_repo does once it holds the lock (its depth counter keeps DVC's own
+                # @locked methods from locking again)
+                repo._lock_depth += 1
+                try:
+                    repo._reset()
+                    with repo.scm_context(quiet=True):
+                        yield repo
+                finally:
+                    repo._reset()
+                    repo._lock_depth -= 1
+                    repo.lock.unlock()
+            finally:
+                os.chdir(previous)
+
+    def plan(self, targets: list[str] | None) -> tuple[list[str], dict[str, list[str]]]:
+        """The stages to look at, in `dvc repro`'s order, and each one's upstream stages among them."""
+        from dvc.repo.reproduce import get_active_graph, plan_repro
+
+        with self.repo() as repo:
+            graph = get_active_graph(repo.index.graph)
+            chosen = select_stages(list(graph), targets)
+            order = plan_repro(graph, chosen)
+            names = {stage.addressing for stage in order}
+            upstream = {stage.addressing: sorted(dep.addressing for dep in graph.successors(stage)
+                                                 if dep.addressing in names) for stage in order}
+        self.stages = {stage.addressing: stage for stage in order}
+        return [stage.addressing for stage in order], upstream
+
+    def prepare(self, name: str) -> tuple[str, Any]:
+        """What `dvc repro` does for stage ``name`` before its command: ("skipped", None) when unchanged;
+        ("restored", None) when its outputs came out of the cache; else ("run", (commands, cwd, env))
+        with the outputs removed and the deps saved, ready for the command."""
+        from dvc.repo.reproduce import _reproduce_stage
+        from dvc.stage.cache import RunCacheNotFoundError
+        from dvc.stage.run import _enforce_cmd_list, _make_cmd, get_executable
+
+        with self.repo() as repo:
+            stage = self.stages[name]
+            if stage.frozen or not stage.cmd or stage.is_import:
+                # Nothing to run in parallel (data sources, imports, frozen stages): let DVC do it all.
+                return ("restored" if _reproduce_stage(stage) else "skipped"), None
+            if not stage.changed():
+                return "skipped", None
+            stage.remove_outs(ignore_remove=False, force=False)
+            try:
+                repo.stage_cache.restore(stage)  # dvc.lock's own entry, or the run cache
+            except RunCacheNotFoundError:
+                stage.save_deps()
+                executable = get_executable()
+                commands = [_make_cmd(executable, cmd) for cmd in _enforce_cmd_list(stage.cmd)]
+                env = {"DVC_ROOT": repo.root_dir, "DVC_STAGE": stage.addressing}
+                return "run", (commands, stage.wdir, env)
+            self._save(stage)
+            stage.dump(update_pipeline=False)
+            return "restored", None
+
+    def record(self, names: list[str]) -> dict[str, str]:
+        """What `dvc repro` does after a stage's command - save deps and outs, commit the outs to the
+        cache, write the stage's dvc.lock entry - for several finished stages at once (one read and
+        write of each lock file for all of them). Returns {name: error} for those that could not be."""
+        errors: dict[str, str] = {}
+        with self.repo():
+            saved = []
+            for name in names:
+                stage = self.stages[name]
+                try:
+                    self._save(stage)
+                except Exception as exc:  # noqa: BLE001 - e.g. a declared output the command did not write
+                    errors[name] = f"stage '{name}' ran but DVC could not record it: {exc}"
+                else:
+                    saved.append(stage)
+            by_file: dict[str, list] = {}
+            for stage in saved:
+                by_file.setdefault(stage.dvcfile.path, []).append(stage)
+            for stages in by_file.values():
+                stages[0].dvcfile.dump_stages(stages, update_pipeline=False)
+        return errors
+
+    @staticmethod
+    def _save(stage) -> None:
+        # Stage.run's tail, as in dvc/stage/__init__.py (the dump follows, as in dvc/repo/reproduce.py)
+        no_cache_outs = any(not out.use_cache for out in stage.outs if not (out.is_metric or out.is_plot))
+        stage.save(run_cache=not no_cache_outs)
+        stage.commit()
+
+
+def select_stages(stages: list, targets: list[str] | None) -> list:
+    """Stages matching any target: an exact name, a group (``train`` = every ``train@...``) or a glob."""
+    if not targets:
+        return list(stages)
+    chosen, unmatched = [], []
+    for target in targets:
+        hits = [stage for stage in stages
+                if any(fnmatchcase(label, target) for label in (stage.addressing, stage.name))
+                or stage.name.split("@", 1)[0] == target]
+        if not hits:
+            unmatched.append(target)
+        chosen.extend(stage for stage in hits if stage not in chosen)
+    if unmatched:
+        groups = sorted({stage.name.split("@", 1)[0] for stage in stages})
+        raise ValueError(f"no stage matches target(s) {', '.join(map(repr, unmatched))}. Targets are stage "
+                         f"names (e.g. train@e04_relu-1), groups ({', '.join(groups)}) or fnmatch globs "
+                         "(e.g. 'train@e04_*').")
+    return chosen
+
+
+# --------------------------------------------------------------------------------------------------------
+# The Prefect task: one stage's command(s), in a subprocess
+
+
+@task(name="dvc-stage", cache_policy=NO_CACHE)
+def run_stage_command(stage: str, commands: list[list[str]], cwd: str, env: dict[str, str]) -> str:
+    """Run the stage's command(s) in ``cwd`` with ``env`` added to this worker's environment; stream the
+    output to the task's log. Returns the last line of stdout; raises StageFailed quoting stderr's tail."""
+    logger = get_run_logger()
+    full_env = {**os.environ, **env}
+    last = ""
+    for argv in commands:
+        logger.info("> %s", argv[-1])
+        proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, errors="replace", close_fds=True)
+        tail: deque[str] = deque(maxlen=STDERR_TAIL)
+
+        def pump(stream, keep: deque | None) -> None:
+            for line in stream:
+                line = line.rstrip()
+                if line:
+                    logger.info("%s", line)
+                    if keep is not None:
+                        keep.append(line)
+
+        reader = threading.Thread(target=pump, args=(proc.stderr, tail), daemon=True)
+        reader.start()
+        stdout_tail: deque[str] = deque(maxlen=1)
+        pump(proc.stdout, stdout_tail)
+        reader.join()
+        code = proc.wait()
+        last = stdout_tail[0] if stdout_tail else last
+        if code != 0:
+            quoted = "\n".join(f"  {line}" for line in tail) or "  (nothing on stderr)"
+            raise StageFailed(f"stage '{stage}' failed: `{argv[-1]}` exited with code {code}:\n{quoted}")
+    return last
+
+
+# --------------------------------------------------------------------------------------------------------
+# The scheduler: dependencies, slots, bookkeeping between commands
+
+
+class Scheduler:
+    """Runs the planned stages: each ready stage is prepared (DVC), its command submitted to the task
+    runner when it must run, and recorded (DVC) when the command finishes; at most ``concurrency``
+    commands at once. All DVC calls happen in the calling thread (the flow's), one at a time."""
+
+    def __init__(self, book: DvcBook, order: list[str], upstream: dict[str, list[str]], runner,
+                 concurrency: int, threads: int, gpus: list[str], keep_going: bool, retries: int,
+                 retry_delay_s: float, logger):
+        self.book, self.order, self.upstream, self.runner = book, order, upstream, runner
+        self.threads, self.gpus, self.keep_going, self.logger = threads, gpus, keep_going, logger
+        self.retries, self.retry_delay_s = retries, retry_delay_s
+        self.state = dict.fromkeys(order, "pending")
+        self.free_slots = list(range(concurrency))
+        self.running: dict[str, tuple[Any, int]] = {}
+        self.finished: queue.Queue[str] = queue.Queue()
+        self.errors: dict[str, str] = {}
+
+    def run(self) -> dict[str, list[str]]:
+        while True:
+            if not self.errors or self.keep_going:
+                self._dispatch()
+            if not self.running:
+                break
+            ended = [self.finished.get()]
+            while True:  # all that ended meanwhile: recorded with one lock-file write
+                try:
+                    ended.append(self.finished.get_nowait())
+                except queue.Empty:
+                    break
+            self._finish(ended)
+        for name, state in self.state.items():
+            if state == "pending":
+                self.state[name] = "not started"
+        return {key: [name for name in self.order if self.state[name] == state]
+                for key, state in (("ran", "ran"), ("restored", "restored"), ("skipped", "skipped"),
+                                   ("failed", "failed"), ("blocked", "blocked"), ("not_started", "not started"))}
+
+    def _dispatch(self) -> None:
+        progress = True
+        while progress:
+            progress = False
+            for name in self.order:
+                if self.state[name] != "pending":
+                    continue
+                ups = [self.state[up] for up in self.upstream[name]]
+                if any(state in ("failed", "blocked") for state in ups):
+                    self.state[name] = "blocked"
+                    progress = True
+                    continue
+                if not all(state in FINISHED for state in ups):
+                    continue
+                if not self.free_slots:
+                    return
+                try:
+                    action, work = self.book.prepare(name)
+                except Exception as exc:  # noqa: BLE001 - DVC's own error, reported as the stage's
+                    self._fail(name, f"stage '{name}': DVC could not prepare it: {exc}")
+                    if not self.keep_going:
+                        return
+                    progress = True
+                    continue
+                progress = True
+                if action != "run":
+                    self.state[name] = action
+                    self.logger.info("%s: %s", name, "unchanged, skipped" if action == "skipped"
+                                     else "outputs checked out of the DVC cache")
+                    continue
+                self._submit(name, *work)
+
+    def _submit(self, name: str, commands: list[list[str]], cwd: str, env: dict[str, str]) -> None:
+        slot = self.free_slots.pop(0)
+        env = {**env, **command_env(slot, self.threads, self.gpus)}
+        options: dict[str, Any] = {"name": name, "task_run_name": name}
+        if any(fnmatchcase(name, pattern) for pattern in RETRY_GLOBS) and self.retries > 0:
+            options.update(retries=self.retries,
+                           retry_delay_seconds=[self.retry_delay_s * 2 ** i for i in range(self.retries)])
+        job = run_stage_command.with_options(**options)
+        future = self.runner.submit(job, {"stage": name, "commands": commands, "cwd": cwd, "env": env})
+        self.state[name] = "running"
+        self.running[name] = (future, slot)
+        self.logger.info("%s: running (%s)", name, ", ".join(f"{k}={v}" for k, v in sorted(env.items())
+                                                              if k not in ("DVC_ROOT", "DVC_STAGE")))
+        future.add_done_callback(lambda _future, name=name: self.finished.put(name))
+
+    def _finish(self, names: list[str]) -> None:
+        """Commands that ended: failures noted, successes recorded in dvc.lock together."""
+        succeeded = []
+        for name in names:
+            future, slot = self.running.pop(name)
+            self.free_slots.append(slot)
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - the stage's failure, whatever raised it
+                self._fail(name, str(exc) or repr(exc))
+            else:
+                succeeded.append(name)
+        self.free_slots.sort()
+        if not succeeded:
+            return
+        try:
+            errors = self.book.record(succeeded)
+        except Exception as exc:  # noqa: BLE001
+            errors = dict.fromkeys(succeeded, f"DVC could not record {', '.join(succeeded)}: {exc}")
+        for name in succeeded:
+            if name in errors:
+                self._fail(name, errors[name])
+            else:
+                self.state[name] = "ran"
+                self.logger.info("%s: done and recorded in dvc.lock", name)
+
+    def _fail(self, name: str, message: str) -> None:
+        self.state[name] = "failed"
+        self.errors[name] = message
+        self.logger.error("%s", message)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Artifacts
+
+
+def metric_rows(root: Path) -> list[dict[str, Any]]:
+    """One row per metrics/<dataset>/eval/<run>-<seed>.json: dataset, run, seed and its scalar metrics."""
+    rows = []
+    for path in sorted(root.glob("metrics/*/eval/*.json")):
+        run, _, seed = path.stem.rpartition("-")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        row: dict[str, Any] = {"dataset": path.parent.parent.name, "run": run,
+                               "seed": int(seed) if seed.isdigit() else seed}
+        row.update({key: value for key, value in data.items() if not isinstance(value, (dict, list))})
+        rows.append(row)
+    first = ["dataset", "run", "seed", "test_accuracy", "test_loss", "best_val_accuracy"]
+    columns = list(dict.fromkeys([*(k for k in first if any(k in row for row in rows)),
+                                  *(key for row in rows for key in row)]))
+    return [{key: row.get(key) for key in columns} for row in rows]
+
+
+def reports_markdown(root: Path) -> str:
+    def link(path: Path) -> str:
+        return f"[{path.relative_to(root).as_posix()}]({path.resolve().as_uri()})"
+
+    results = sorted(root.glob("reports/*/results.md"))
+    figures = sorted(path for path in root.glob("reports/**/*")
+                     if path.suffix.lower() in (".png", ".svg", ".pdf")
+                     and path.relative_to(root).parts[1] != "validation")
+    docs = sorted(root.glob("reports/validation/*/**/index.html"))
+    lines = ["# Chapter 11: reports", ""]
+    lines += [f"- {link(path)}" for path in results] or ["No results.md yet: run the `report` stages."]
+    if figures:
+        lines += ["", "## Figures", ""] + [f"- {link(path)}" for path in figures]
+    if docs:
+        lines += ["", "## Data validation (Great Expectations Data Docs)", ""] + [f"- {link(path)}" for path in docs]
+    return "\n".join(lines) + "\n"
+
+
+def publish_artifacts(root: Path) -> None:
+    rows = metric_rows(root)
+    create_table_artifact(rows, key=METRICS_ARTIFACT,
+                          description=f"Test metrics of every evaluated run ({len(rows)} rows), "
+                                      "from metrics/*/eval/*.json")
+    create_markdown_artifact(reports_markdown(root), key=REPORTS_ARTIFACT,
+                             description="Reports and figures written by the pipeline")
+
+
+# --------------------------------------------------------------------------------------------------------
+# The flow
+
+
+@flow(name="ch11-pipeline")
+def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = None,
+                  dask_address: str | None = None, project_dir: str | None = None, keep_going: bool = False,
+                  retries: int = 3, retry_delay_s: float = 10.0) -> dict[str, list[str]]:
+    """Bring the targets (default: every stage) and their upstream up to date, like `dvc repro`, running
+    independent stage commands in parallel.
+
+    Args:
+        targets: stage names, groups (``train``) or fnmatch globs (``train@e04_*``); default all stages.
+        concurrency: commands at once; default the number of visible GPUs, else of CPU cores.
+        dask_address: run the commands on this existing Dask scheduler instead of a thread pool.
+        project_dir: the DVC project; default the one this file belongs to.
+        keep_going: after a failure, still run what does not depend on the failed stage.
+        retries, retry_delay_s: Prefect retries of download@ commands, after retry_delay_s * 2**i seconds.
+    """
+    logger = get_run_logger()
+    root = Path(project_dir or PROJECT_ROOT).resolve()
+    book = DvcBook(root)
+    try:
+        return _run(book, root, targets, concurrency, dask_address, keep_going, retries, retry_delay_s, logger)
+    finally:
+        book.close()
+
+
+def _run(book: DvcBook, root: Path, targets, concurrency, dask_address, keep_going, retries, retry_delay_s,
+         logger) -> dict[str, list[str]]:
+    gpus = visible_gpus()
+    cores = cpu_cores()
+    concurrency = concurrency or len(gpus) or cores
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    threads = max(1, cores // concurrency)
+    order, upstream = book.plan(targets)
+    logger.info("%d stage(s) to check in %s; %d at once, CH11_THREADS=%d, %s", len(order), root, concurrency,
+                threads, f"GPUs {', '.join(gpus)}" if gpus else "CPU only")
+    if dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        runner = DaskTaskRunner(address=dask_address)
+    else:
+        runner = ThreadPoolTaskRunner(max_workers=concurrency)
+    try:
+        with runner:
+            scheduler = Scheduler(book, order, upstream, runner, concurrency, threads, gpus, keep_going,
+                                  retries, retry_delay_s, logger)
+            summary = scheduler.run()
+    finally:
+        try:
+            publish_artifacts(root)
+        except Exception as exc:  # noqa: BLE001 - never hide the run's own outcome behind an artifact error
+            logger.warning("could not publish the artifacts: %s", exc)
+    logger.info("ran %d, restored %d, skipped %d (unchanged)", len(summary["ran"]), len(summary["restored"]),
+                len(summary["skipped"]))
+    if scheduler.errors:
+        message = "\n\n".join(scheduler.errors.values())
+        left = summary["blocked"] + summary["not_started"]
+        if left:
+            message += f"\n\nNot run because of this: {', '.join(left)}."
+        raise StageFailed(message)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", nargs="+", metavar="TARGET",
+                        help="stage names, groups or fnmatch globs, e.g. 'train@e04_*' (default: all stages)")
+    parser.add_argument("--concurrency", type=int, help="commands at once (default: GPUs, else CPU cores)")
+    parser.add_argument("--dask-address", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+    parser.add_argument("--project-dir", help="the DVC project (default: this checkout)")
+    parser.add_argument("--keep-going", action="store_true", help="after a failure, run what does not depend on it")
+    parser.add_argument("--retries", type=int, default=3, help="Prefect retries of download@ stages (default 3)")
+    parser.add_argument("--retry-delay", type=float, default=10.0, help="first retry delay in seconds (doubles)")
+    args = parser.parse_args(argv)
+    try:
+        summary = ch11_pipeline(targets=args.targets, concurrency=args.concurrency, dask_address=args.dask_address,
+                                project_dir=args.project_dir, keep_going=args.keep_going, retries=args.retries,
+                                retry_delay_s=args.retry_delay)
+    except StageFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
