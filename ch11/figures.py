@@ -20,6 +20,16 @@ STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fo
 SEED_NOTE = "bar = mean over seeds, error bar = ±1 std (sample, ddof=1), dots = individual seeds"
 
 
+def _save_epoch_plot(fig, ax, curves: list[dict], path: Path) -> Path:
+    """Integer epoch ticks on short runs, the legend outside the axes, then save."""
+    longest = max(len(c["epochs"]) for c in curves)
+    if longest <= 15:
+        ax.set_xticks(np.arange(1, longest + 1))
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,11 +121,7 @@ def learning_curves(path: Path, title: str, curves: list[dict], ylabel: str = "v
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel + "\nline = mean over seeds, band = ±1 std")
         ax.set_title(title, fontweight="bold")
-        if max(len(c["epochs"]) for c in curves) <= 15:
-            ax.set_xticks(np.arange(1, max(len(c["epochs"]) for c in curves) + 1))
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        fig.tight_layout()
-        return _save(fig, path)
+        return _save_epoch_plot(fig, ax, curves, path)
 
 
 def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None:
@@ -199,11 +205,7 @@ def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
         ax.set_xlabel("epoch")
         ax.set_ylabel("learning rate at the end of the epoch\n(log scale)")
         ax.set_title(title, fontweight="bold")
-        if max(len(c["epochs"]) for c in curves) <= 15:
-            ax.set_xticks(np.arange(1, max(len(c["epochs"]) for c in curves) + 1))
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        fig.tight_layout()
-        return _save(fig, path)
+        return _save_epoch_plot(fig, ax, curves, path)
 
 
 def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: list[str],

@@ -192,6 +192,11 @@ class Params(Strict):
     def dataset_of(self, run: str) -> str:
         return RUN_GROUPS[self.group_of(run)]
 
+    def evaluate_stage(self, run: str) -> str:
+        """The dvc.yaml stage group that evaluates ``run``."""
+        return {"runs": "evaluate", "transfer_runs": "evaluate_transfer",
+                "cifar_runs": "evaluate_cifar"}[self.group_of(run)]
+
     def run(self, name: str) -> RunConfig:
         """The validated configuration of run ``name`` (defaults deep-merged with its entry)."""
         group = self.group_of(name)

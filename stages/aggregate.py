@@ -5,26 +5,10 @@ Reads only the (run, seed) pairs that params.yaml names today, never stale files
 """
 from __future__ import annotations
 
-import json
-
 from ch11 import atomic, paths, params as params_mod
 from ch11.errors import PipelineError, run_main
+from ch11.results import per_seed_metrics, runs_of
 from ch11.stats import aggregate
-
-
-def per_seed_metrics(params, dataset: str, run: str) -> list[dict]:
-    found = []
-    for seed in params.seeds:
-        path = paths.eval_metrics(dataset, run, seed)
-        if not path.exists():
-            raise PipelineError(f"{path} not found; run `dvc repro evaluate@{run}-{seed}` (or the transfer/"
-                                "cifar variant) first.")
-        found.append(json.loads(path.read_text()))
-    return found
-
-
-def runs_of(params, dataset: str) -> list[str]:
-    return [run for run in params.run_names() if params.dataset_of(run) == dataset]
 
 
 def main(argv: list[str]) -> None:

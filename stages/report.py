@@ -20,6 +20,7 @@ import yaml
 import ch11
 from ch11 import atomic, figures, paths, params as params_mod, stats
 from ch11.errors import PipelineError, run_main
+from ch11.results import per_seed_metrics, runs_of
 
 CLAIMS_PATH = Path(ch11.__file__).resolve().parent / "claims.yaml"
 CLASS_NAMES = {
@@ -72,23 +73,16 @@ class RunData:
 
 def load_runs(params, dataset: str) -> dict[str, RunData]:
     runs = {}
-    for name in params.run_names():
-        if params.dataset_of(name) != dataset:
-            continue
+    for name in runs_of(params, dataset):
         config = params.run(name)
-        evals, histories, trains = [], [], []
+        histories, trains = [], []
         for seed in params.seeds:
-            path = paths.eval_metrics(dataset, name, seed)
-            if not path.exists():
-                raise PipelineError(f"{path} not found; run `dvc repro evaluate@{name}-{seed}` (or the "
-                                    "transfer/cifar variant) and `dvc repro aggregate@{dataset}` first.")
-            evals.append(json.loads(path.read_text()))
             hist = paths.history(dataset, name, seed)
             histories.append(pd.read_csv(hist) if hist.exists() else None)
             info = paths.train_info(dataset, name, seed)
             trains.append(json.loads(info.read_text()) if info.exists() else None)
-        runs[name] = RunData(name, config.label, config.experiment, list(params.seeds), evals, histories,
-                             trains)
+        runs[name] = RunData(name, config.label, config.experiment, list(params.seeds),
+                             per_seed_metrics(params, dataset, name), histories, trains)
     return runs
 
 
