@@ -56,7 +56,8 @@ def callbacks(config: RunConfig, workdir: Path, resume: bool) -> list:
     found = [EpochLog(), keras.callbacks.TerminateOnNaN(),
              keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True)]
     if resume:
-        found.append(keras.callbacks.BackupAndRestore(str(workdir / "backup")))
+        # two checkpoints: a kill while one is being written leaves the previous one to resume from
+        found.append(keras.callbacks.BackupAndRestore(str(workdir / "backup"), double_checkpoint=True))
     if config.schedule.name == "plateau":
         found.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.schedule.factor,
                                                        patience=config.schedule.patience))

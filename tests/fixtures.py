@@ -98,7 +98,7 @@ def project_copy(root: Path, runs: list[str] | None = None, seeds: list[int] = (
             params[group] = {k: v for k, v in params.get(group, {}).items() if k in runs}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
     subprocess.run(git + ["add", "-A"], cwd=root, check=True)
     subprocess.run(git + ["commit", "-qm", "test copy"], cwd=root, check=True)
     return root
