@@ -62,7 +62,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+# A first run on a fresh machine creates Prefect's SQLite database while the ephemeral server starts,
+# which can take longer than Prefect's 20 s default on a busy 2-core host: give it 2 minutes.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+from prefect import flow, get_run_logger, task  # noqa: E402 - after the setting above
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
