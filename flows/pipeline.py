@@ -11,7 +11,8 @@ Everything about the pipeline comes from DVC itself (dvc.yaml, dvc.lock, params.
 * a changed stage's outputs are removed, then checked out of DVC's cache when dvc.lock or the run cache
   already holds them (as `dvc repro` does); otherwise its command runs as a Prefect task, in a subprocess
   with the stage's working directory, up to ``concurrency`` at once (thread pool, or an existing Dask
-  cluster); ``download@*`` tasks are retried with exponential back-off;
+  cluster), the deepest ready stage first (each evaluation soon after its training);
+  ``download@*`` tasks are retried with exponential back-off;
 * after the command succeeds the stage is saved, its cached outputs committed to .dvc/cache and its
   dvc.lock entry written - the same calls, in the same order, that `dvc repro` makes after a command.
 
@@ -321,6 +322,16 @@ def run_stage_command(stage: str, commands: list[list[str]], cwd: str, env: dict
 # The scheduler: dependencies, slots, bookkeeping between commands
 
 
+def deepest_first(order: list[str], upstream: dict[str, list[str]]) -> list[str]:
+    """``order`` (upstream stages first) re-sorted so that deeper stages come first, ties kept in order:
+    when several stages are ready, an evaluation goes before the next training, and a long run finishes
+    whole branches as it goes instead of leaving every evaluation to the end."""
+    depth: dict[str, int] = {}
+    for name in order:
+        depth[name] = 1 + max((depth[up] for up in upstream[name]), default=0)
+    return sorted(order, key=lambda name: -depth[name])
+
+
 class Scheduler:
     """Runs the planned stages: each ready stage is prepared (DVC), its command submitted to the task
     runner when it must run, and recorded (DVC) when the command finishes; at most ``concurrency``
@@ -333,6 +344,7 @@ class Scheduler:
         self.threads, self.gpus, self.keep_going, self.logger = threads, gpus, keep_going, logger
         self.retries, self.retry_delay_s = retries, retry_delay_s
         self.state = dict.fromkeys(order, "pending")
+        self.dispatch_order = deepest_first(order, upstream)
         self.free_slots = list(range(concurrency))
         self.running: dict[str, tuple[Any, int]] = {}
         self.finished: queue.Queue[str] = queue.Queue()
@@ -362,7 +374,7 @@ class Scheduler:
         progress = True
         while progress:
             progress = False
-            for name in self.order:
+            for name in self.dispatch_order:
                 if self.state[name] != "pending":
                     continue
                 ups = [self.state[up] for up in self.upstream[name]]

@@ -391,7 +391,7 @@ def test_flow_on_an_existing_dask_cluster(twins, pipeline):
 
 
 def test_targets_select_stages_and_their_upstream_from_dvc(tmp_path, request):
-    from flows.pipeline import DvcBook
+    from flows.pipeline import DvcBook, deepest_first
 
     book = DvcBook(project_copy(tmp_path / "project", runs=RUNS, seeds=[1], limits=SMOKE_LIMITS))
     request.addfinalizer(book.close)
@@ -401,8 +401,11 @@ def test_targets_select_stages_and_their_upstream_from_dvc(tmp_path, request):
     for name, ups in upstream.items():  # `dvc repro` order: every stage after its upstream
         assert all(order.index(up) < order.index(name) for up in ups), (name, ups)
     assert upstream["train@e04_elu-1"] == ["validate@fashion_mnist"]
-    order, _ = book.plan(["evaluate"])  # a group name: every evaluate@ stage
+    order, upstream = book.plan(["evaluate"])  # a group name: every evaluate@ stage
     assert {"evaluate@e04_relu-1", "evaluate@e04_elu-1", "train@e04_relu-1"} <= set(order)
+    dispatch = deepest_first(order, upstream)  # when both are ready, an evaluation goes before a training
+    assert max(dispatch.index(f"evaluate@{run}-1") for run in RUNS) < min(
+        dispatch.index(f"train@{run}-1") for run in RUNS), dispatch
     assert not any(name.startswith(("aggregate", "report")) for name in order)  # nothing downstream
     assert len(book.plan(None)[0]) == len(book.plan(["*"])[0])
     with pytest.raises(ValueError, match=r"no stage matches target\(s\) 'trian@\*'.*groups \(aggregate, "):
