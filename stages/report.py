@@ -588,6 +588,21 @@ def unreported_sentence(exp: dict, exp_runs: list[RunData], runs: dict[str, RunD
     return text + "."
 
 
+def divergence_lines(exp_runs: list[RunData]) -> list[str]:
+    """Say which seeds diverged and how they are counted (kept, never dropped)."""
+    notes = []
+    for r in exp_runs:
+        seeds = [seed for seed, ev in zip(r.seeds, r.evals) if ev.get("diverged")]
+        if seeds:
+            notes.append(f"`{r.name}` diverged (NaN loss, training stopped) with seed{'s' if len(seeds) > 1 else ''} "
+                         f"{', '.join(map(str, seeds))} of {len(r.seeds)}")
+    if not notes:
+        return []
+    return ["**Divergence.** " + "; ".join(notes) + ". A diverged model's NaN outputs predict nothing: its test "
+            "accuracy counts as 0 % (its validation accuracy is Keras' argmax of NaN, i.e. class 0's share) and "
+            "its seed stays in every mean, std and test.", ""]
+
+
 def experiment_section(number: int, exp: dict, runs: dict[str, RunData], dataset: str, fig_dir: Path,
                        cache: dict) -> tuple[list[str], dict]:
     exp_runs_all = experiment_runs(number, exp, runs)
@@ -607,6 +622,7 @@ def experiment_section(number: int, exp: dict, runs: dict[str, RunData], dataset
     for name, why in exp.get("separate_runs", {}).items():
         if name in runs:
             lines += [f"`{name}` is reported in the summary table only: {why}.", ""]
+    lines += divergence_lines(exp_runs_all)
 
     rows, skipped = [], []
     for i, item in enumerate(exp.get("values", [])):
