@@ -733,6 +733,11 @@ def header(params, dataset: str, runs: dict[str, RunData]) -> list[str]:
                   "(data/validated/cifar10.npz, built by validate@cifar10 from data/raw/cifar10; see "
                   "metrics/validation/cifar10.json). If that was not the official archive, the comparison "
                   "with the seed is void.", ""]
+    elif params.cifar_runs:
+        lines += [f"**CIFAR-10** (experiment 14 and exercise 8: {len(params.cifar_runs)} runs) is reported in "
+                  "`reports/cifar10/results.md` by `report@cifar10`. Where `download@cifar10` cannot obtain "
+                  "the dataset (no internet and no local copy), that report is absent: its numbers await a "
+                  "machine with the dataset.", ""]
     return lines
 
 

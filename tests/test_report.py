@@ -123,6 +123,20 @@ def test_header_names_seeds_and_test(report):
     text = (report / "results.md").read_text()
     assert "**Seeds:** 3 per run (1, 2, 3)" in text
     assert "Welch t-test, two-sided, alpha 0.05; error bars = std" in text
+    assert "**CIFAR-10**" not in text  # make_project has no CIFAR-10 runs
+
+
+def test_header_points_to_the_cifar10_report(tmp_path):
+    root = make_project(tmp_path, {"e01_he_init": SPECS["e01_he_init"]})
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["cifar_runs"] = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["cifar_runs"]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in ("stages.aggregate", "stages.report"):
+        done = run_stage(root, stage, "fashion_mnist")
+        assert done.returncode == 0, done.stderr
+    text = (root / "reports" / "fashion_mnist" / "results.md").read_text()
+    assert f"**CIFAR-10** (experiment 14 and exercise 8: {len(params['cifar_runs'])} runs)" in text
+    assert "its numbers await a machine with the dataset" in text
 
 
 def test_overlapping_seeds_are_within_noise(report):
