@@ -53,7 +53,10 @@ def dense(units: int, config: RunConfig, use_bias: bool = True) -> keras.layers.
 
 
 def hidden_block(units: int, config: RunConfig) -> list[keras.layers.Layer]:
-    """Dropout (as in the book, before each Dense), Dense, then activation and batch norm in order."""
+    """One hidden layer: Dense, activation and batch norm in the run's order, dropout where it is placed.
+
+    before_dense (the book's dropout section): Dropout, Dense, ...; after_activation: ..., Dropout.
+    batch_norm before: Dense (no bias), BN, activation; after: Dense, activation, BN."""
     if config.batch_norm == "before":
         core = [dense(units, config, use_bias=False), keras.layers.BatchNormalization(),
                 activation_layer(config)]
@@ -61,18 +64,45 @@ def hidden_block(units: int, config: RunConfig) -> list[keras.layers.Layer]:
         core = [dense(units, config), activation_layer(config), keras.layers.BatchNormalization()]
     else:
         core = [dense(units, config), activation_layer(config)]
-    return dropout_layer(config) + core
+    if config.dropout_placement == "before_dense":
+        return dropout_layer(config) + core
+    return core + dropout_layer(config)
 
 
 def output_layers(n_classes: int, config: RunConfig) -> list[keras.layers.Layer]:
-    return dropout_layer(config) + [keras.layers.Dense(n_classes, activation="softmax", dtype="float32")]
+    before = dropout_layer(config) if config.dropout_placement == "before_dense" else []
+    return before + [keras.layers.Dense(n_classes, activation="softmax", dtype="float32")]
 
 
 def build_model(n_inputs: int, n_classes: int, config: RunConfig) -> keras.Sequential:
     layers = [keras.Input(shape=(n_inputs,))]
-    for units in config.hidden:
+    for units in config.widths:
         layers += hidden_block(units, config)
     return keras.Sequential(layers + output_layers(n_classes, config))
+
+
+@keras.saving.register_keras_serializable(package="ch11")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """The book's 1cycle (Géron, ch. 11; Smith 2018): linear lr0 -> peak over the first half of the
+    steps before the last ~10 %, linear back to lr0 over the second half, then linear to lr0 / 1000."""
+
+    def __init__(self, lr0: float, peak: float, steps: int):
+        self.lr0, self.peak, self.steps = float(lr0), float(peak), int(steps)
+        self.last = steps // 10 + 1
+        self.half = max((steps - self.last) // 2, 1)
+
+    def __call__(self, step):
+        ops = keras.ops
+        step = ops.cast(step, "float32")
+        half, last_start = float(self.half), float(2 * self.half)
+        up = self.lr0 + (self.peak - self.lr0) * step / half
+        down = self.peak - (self.peak - self.lr0) * (step - half) / half
+        tail = self.lr0 + (self.lr0 / 1000 - self.lr0) * ops.minimum((step - last_start) / max(
+            self.steps - last_start, 1.0), 1.0)
+        return ops.where(step < half, up, ops.where(step < last_start, down, tail))
+
+    def get_config(self):
+        return {"lr0": self.lr0, "peak": self.peak, "steps": self.steps}
 
 
 def learning_rate(schedule: Schedule, lr0: float, steps_per_epoch: int, epochs: int):
@@ -87,11 +117,7 @@ def learning_rate(schedule: Schedule, lr0: float, steps_per_epoch: int, epochs: 
         return keras.optimizers.schedules.PiecewiseConstantDecay([steps(b) for b in schedule.boundaries],
                                                                  schedule.values)
     if schedule.name == "onecycle":
-        # 1cycle: linear warm-up from lr0 to the peak over half the steps, then annealing to lr0/10.
-        half = steps(epochs / 2)
-        return keras.optimizers.schedules.CosineDecay(
-            lr0, decay_steps=steps(epochs) - half, warmup_target=schedule.max_learning_rate,
-            warmup_steps=half, alpha=lr0 / schedule.max_learning_rate / 10)
+        return OneCycle(lr0, schedule.max_learning_rate, steps(epochs))
     return lr0  # constant, and plateau (driven by the ReduceLROnPlateau callback)
 
 

@@ -76,26 +76,26 @@ class Validate(Strict):
 
 
 class Optimizer(Strict):
-    name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw"] = "sgd"
-    learning_rate: PositiveFloat = 0.01
-    momentum: Fraction = 0.0
-    nesterov: bool = False
-    rho: Fraction = 0.9
-    beta_1: Fraction = 0.9
-    beta_2: Fraction = 0.999
-    weight_decay: NonNegFloat = 0.004
+    name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw"]
+    learning_rate: PositiveFloat
+    momentum: Fraction
+    nesterov: bool
+    rho: Fraction
+    beta_1: Fraction
+    beta_2: Fraction
+    weight_decay: NonNegFloat
 
 
 class Schedule(Strict):
     """Learning-rate schedule; epoch-based values are converted to optimizer steps."""
-    name: Literal["constant", "power", "exponential", "piecewise", "plateau", "onecycle"] = "constant"
-    decay_epochs: PositiveFloat = 10.0          # power: lr0 / (1 + epoch/decay_epochs)
-    decay_rate: PositiveFloat = 0.1            # exponential: lr0 * decay_rate ** (epoch/decay_epochs)
-    boundaries: list[PositiveInt] = []         # piecewise: epochs at which the value changes
-    values: list[PositiveFloat] = []           # piecewise: len(boundaries) + 1 learning rates
-    factor: Fraction = 0.5                     # plateau
-    patience: PositiveInt = 5                  # plateau
-    max_learning_rate: PositiveFloat = 0.1     # onecycle: peak reached at half of training
+    name: Literal["constant", "power", "exponential", "piecewise", "plateau", "onecycle"]
+    decay_epochs: PositiveFloat       # power: lr0 / (1 + epoch/decay_epochs); exponential: see decay_rate
+    decay_rate: PositiveFloat         # exponential: lr0 * decay_rate ** (epoch/decay_epochs)
+    boundaries: list[PositiveInt]     # piecewise: epochs at which the value changes
+    values: list[PositiveFloat]       # piecewise: len(boundaries) + 1 learning rates
+    factor: Fraction                  # plateau: LR multiplied by factor after `patience` epochs without
+    patience: PositiveInt             # a val_loss improvement
+    max_learning_rate: PositiveFloat  # onecycle (the book's): lr0 -> max -> lr0 linearly, then lr0/1000
 
     @model_validator(mode="after")
     def _piecewise_shape(self) -> "Schedule":
@@ -106,15 +106,21 @@ class Schedule(Strict):
 
 
 class EarlyStopping(Strict):
-    patience: PositiveInt = 10
-    restore_best_weights: bool = True
+    patience: PositiveInt | None      # null: no early stopping
+    restore_best_weights: bool
 
 
 class Transfer(Strict):
     """Reuse every hidden layer of ``base`` (a run in ``runs``); train frozen, then unfrozen."""
     base: str
-    freeze_epochs: Annotated[int, Field(ge=0)] = 4
-    unfrozen_learning_rate: PositiveFloat = 0.001
+    freeze_epochs: Annotated[int, Field(ge=0)]
+    unfrozen_learning_rate: PositiveFloat
+
+
+class Hidden(Strict):
+    """``layers`` hidden layers of ``units`` neurons: shorthand for a list of equal widths."""
+    layers: PositiveInt
+    units: PositiveInt
 
 
 Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "swish"]
@@ -123,34 +129,42 @@ Initializer = Literal["poor_normal", "glorot_normal", "glorot_uniform", "he_norm
 
 
 class RunConfig(Strict):
-    """Everything one training run reads: ``defaults`` merged with the run's overrides."""
-    experiment: Annotated[int, Field(ge=1)]
-    label: str
+    """Everything one training run reads: ``defaults`` merged with the run's overrides.
+
+    No field has a default here: every value training reads sits in params.yaml, so DVC tracks it."""
+    backend: Literal["tensorflow", "jax"]
+    seeds: list[Annotated[int, Field(ge=0)]] | None   # null: the global `seeds`
     epochs: PositiveInt
-    batch_size: PositiveInt = 32
-    hidden: list[PositiveInt]
-    activation: Activation = "relu"
-    negative_slope: PositiveFloat = 0.2
-    initializer: Initializer = "he_normal"
-    batch_norm: Literal["none", "before", "after"] = "none"
-    input_scaling: Literal["unit", "standardize"] = "unit"
-    dropout: Fraction = 0.0
-    dropout_kind: Literal["dropout", "alpha"] = "dropout"
-    max_norm: PositiveFloat | None = None
-    l1: NonNegFloat = 0.0
-    l2: NonNegFloat = 0.0
-    optimizer: Optimizer = Optimizer()
-    clip_value: PositiveFloat | None = None
-    clip_norm: PositiveFloat | None = None
-    schedule: Schedule = Schedule()
-    early_stopping: EarlyStopping | None = None
-    mc_samples: Annotated[int, Field(ge=0)] = 0
-    classes: list[Annotated[int, Field(ge=0, le=9)]] | None = None
-    train_limit: PositiveInt | None = None
-    eval_limit: PositiveInt | None = None
-    steps_per_execution: PositiveInt = 64
-    mixed_precision: bool = False
-    transfer: Transfer | None = None
+    batch_size: PositiveInt
+    hidden: list[PositiveInt] | Hidden
+    activation: Activation
+    negative_slope: PositiveFloat                     # leaky_relu
+    initializer: Initializer
+    batch_norm: Literal["none", "before", "after"]    # BN before or after the activation
+    dropout_placement: Literal["before_dense", "after_activation"]
+    input_scaling: Literal["unit", "standardize"]
+    dropout: Fraction
+    dropout_kind: Literal["dropout", "alpha"]
+    max_norm: PositiveFloat | None
+    l1: NonNegFloat
+    l2: NonNegFloat
+    optimizer: Optimizer
+    clip_value: PositiveFloat | None
+    clip_norm: PositiveFloat | None
+    schedule: Schedule
+    early_stopping: EarlyStopping
+    mc_samples: Annotated[int, Field(ge=0)]
+    classes: list[Annotated[int, Field(ge=0, le=9)]] | None
+    train_limit: PositiveInt | None
+    eval_limit: PositiveInt | None
+    steps_per_execution: PositiveInt
+    mixed_precision: bool
+    transfer: Transfer | None
+
+    @property
+    def widths(self) -> list[int]:
+        """The hidden layers' widths, whichever form params.yaml used."""
+        return [self.hidden.units] * self.hidden.layers if isinstance(self.hidden, Hidden) else self.hidden
 
 
 class Limits(Strict):
@@ -192,10 +206,9 @@ class Params(Strict):
     def dataset_of(self, run: str) -> str:
         return RUN_GROUPS[self.group_of(run)]
 
-    def evaluate_stage(self, run: str) -> str:
-        """The dvc.yaml stage group that evaluates ``run``."""
-        return {"runs": "evaluate", "transfer_runs": "evaluate_transfer",
-                "cifar_runs": "evaluate_cifar"}[self.group_of(run)]
+    def seeds_of(self, run: str) -> list[int]:
+        """The seeds ``run`` is trained with: its own ``seeds`` list, else the global one."""
+        return list(self.run(run).seeds or self.seeds)
 
     def run(self, name: str) -> RunConfig:
         """The validated configuration of run ``name`` (defaults deep-merged with its entry)."""

@@ -1,4 +1,4 @@
-"""Where every stage reads and writes; dvc.yaml declares the same paths."""
+"""Where every stage reads and writes; dvc.yaml declares the same paths (one folder or file per run)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ DATA = Path("data")
 MODELS = Path("models")
 METRICS = Path("metrics")
 REPORTS = Path("reports")
-CHECKPOINTS = Path(".checkpoints")  # BackupAndRestore state: outside DVC outs, so a kill can resume
+CHECKPOINTS = Path(".checkpoints")  # per-epoch training state outside DVC outs, so a kill can resume
 
 
 def raw_dir(dataset: str) -> Path:
@@ -26,29 +26,43 @@ def validation_report(dataset: str) -> Path:
     return REPORTS / "validation" / dataset
 
 
-def job(run: str, seed: int) -> str:
-    """Name of one (run, seed) pair, as in the DVC stage names ``train@<run>-<seed>``."""
-    return f"{run}-{seed}"
+def model_dir(run: str) -> Path:
+    """models/<run>/: seed-<s>.keras (model) and seed-<s>.npz (test-set predictions) per seed."""
+    return MODELS / run
 
 
-def model_dir(run: str, seed: int) -> Path:
-    return MODELS / job(run, seed)
+def model_file(run: str, seed: int) -> Path:
+    return model_dir(run) / f"seed-{seed}.keras"
+
+
+def predictions(run: str, seed: int) -> Path:
+    return model_dir(run) / f"seed-{seed}.npz"
+
+
+def train_dir(dataset: str, run: str) -> Path:
+    """metrics/<dataset>/train/<run>/: history-<s>.csv (per epoch) and probes-<s>.json per seed."""
+    return METRICS / dataset / "train" / run
 
 
 def history(dataset: str, run: str, seed: int) -> Path:
-    return METRICS / dataset / "history" / f"{job(run, seed)}.csv"
+    return train_dir(dataset, run) / f"history-{seed}.csv"
 
 
 def train_info(dataset: str, run: str, seed: int) -> Path:
-    return METRICS / dataset / "train" / f"{job(run, seed)}.json"
+    return train_dir(dataset, run) / f"info-{seed}.json"
 
 
-def eval_metrics(dataset: str, run: str, seed: int) -> Path:
-    return METRICS / dataset / "eval" / f"{job(run, seed)}.json"
+def timing(dataset: str, run: str) -> Path:
+    """Wall-clock times, kept apart so that a bit-identical retraining leaves every hashed output equal."""
+    return METRICS / dataset / "timing" / f"{run}.json"
 
 
-def confusion(dataset: str, run: str, seed: int) -> Path:
-    return METRICS / dataset / "confusion" / f"{job(run, seed)}.csv"
+def eval_metrics(dataset: str, run: str) -> Path:
+    return METRICS / dataset / "eval" / f"{run}.json"
+
+
+def confusion(dataset: str, run: str) -> Path:
+    return METRICS / dataset / "confusion" / f"{run}.csv"
 
 
 def summary(dataset: str) -> Path:

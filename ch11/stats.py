@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats as sps
 
 SUMMARY_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "epochs", "overfit_gap",
-                   "train_time_s", "epoch1_val_accuracy", "mc_test_accuracy")
+                   "epoch1_val_accuracy", "mc_test_accuracy")
 ALPHA = 0.05  # significance level of every test in the report
 CONFIRMED, WITHIN_NOISE, CONTRADICTED, UNDETERMINED = ("confirmed", "within noise", "contradicted",
                                                        "undetermined (n<2)")

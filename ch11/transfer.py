@@ -1,6 +1,8 @@
 """Transfer learning as in the book: reuse a trained run's hidden layers, freeze, then unfreeze."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 
 from ch11 import model as model_mod, paths, training
@@ -10,10 +12,10 @@ from ch11.params import RunConfig
 
 def transferred_model(config: RunConfig, seed: int, classes: int) -> keras.Sequential:
     """The base run's (same seed) layers but its output layer, plus a new output layer; reused layers frozen."""
-    base_path = paths.model_dir(config.transfer.base, seed) / "model.keras"
+    base_path = paths.model_file(config.transfer.base, seed)
     if not base_path.exists():
         raise PipelineError(f"{base_path} not found: transfer base run {config.transfer.base!r} (seed {seed}) "
-                            f"has not been trained. Run `dvc repro train@{config.transfer.base}-{seed}` first.")
+                            f"has not been trained. Run `dvc repro train@{config.transfer.base}` first.")
     base = keras.models.load_model(base_path)
     reused = base.layers[:-1]
     for layer in reused:
@@ -22,14 +24,14 @@ def transferred_model(config: RunConfig, seed: int, classes: int) -> keras.Seque
     return keras.Sequential([keras.Input(shape=base.input_shape[1:]), *reused, head])
 
 
-def fit_transfer(model, config: RunConfig, train_ds, valid_ds, workdir, steps: int) -> None:
+def fit_transfer(model, config: RunConfig, data: dict, seed: int, workdir: Path, steps: int) -> list[dict]:
     """Train the new head for ``freeze_epochs`` with reused layers frozen, then everything at a lower rate."""
     freeze = min(config.transfer.freeze_epochs, config.epochs)
     training.compile_model(model, model_mod.build_optimizer(config, steps), config)
-    training.fit(model, config, train_ds, valid_ds, workdir, epochs=freeze, resume=False)
+    rows = training.fit(model, config, data, seed, workdir / "frozen", epochs=freeze)
     for layer in model.layers:
         layer.trainable = True
     lr = config.transfer.unfrozen_learning_rate
     training.compile_model(model, model_mod.build_optimizer(config, steps, lr), config)
-    training.fit(model, config, train_ds, valid_ds, workdir, epochs=config.epochs, initial_epoch=freeze,
-                 resume=False)
+    return training.fit(model, config, data, seed, workdir / "unfrozen", epochs=config.epochs,
+                        first_epoch=freeze, rows=rows)

@@ -12,17 +12,14 @@ from ch11.stats import aggregate
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 1:
-        raise PipelineError("usage: python -m stages.aggregate <dataset>")
+    if len(argv) != 1 or argv[0] not in params_mod.DATASETS:
+        raise PipelineError(f"usage: python -m stages.aggregate <dataset>, one of {', '.join(params_mod.DATASETS)}")
     dataset = argv[0]
     params = params_mod.load()
-    summary = {}
-    for run in runs_of(params, dataset):
-        config = params.run(run)
-        summary[run] = {"experiment": config.experiment, "label": config.label,
-                        **aggregate(per_seed_metrics(params, dataset, run))}
+    summary = {run: aggregate(list(per_seed_metrics(params, dataset, run).values()))
+               for run in runs_of(params, dataset)}
     atomic.write_json(paths.summary(dataset), summary)
-    print(f"aggregate {dataset}: {len(summary)} runs x {len(params.seeds)} seeds")
+    print(f"aggregate {dataset}: {len(summary)} runs")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+"""A training killed with SIGKILL at a random epoch and resumed gives byte-identical outputs to an
+uninterrupted one, on both Keras backends (real training on a small profile of real Fashion-MNIST)."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures import FASHION_MNIST_DIR, project_copy
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
+RUN = "e12_best_practices"   # dropout (RNG state), BN, momentum, ReduceLROnPlateau (callback state)
+EPOCHS = 8
+
+
+def stage(root: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "GX_ANALYTICS_ENABLED": "False"}
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def run_stage(root: Path, *args: str) -> str:
+    proc = stage(root, *args)
+    out, _ = proc.communicate()
+    assert proc.returncode == 0, out
+    return out
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = project_copy(tmp_path_factory.mktemp("resume"), runs=[RUN], seeds=[1],
+                        limits={"max_epochs": EPOCHS, "max_train_samples": 3000, "max_eval_samples": 500})
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["runs"][RUN]["schedule"]["patience"] = 1  # the plateau fires within the short run
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_stage(root, "stages.download", "fashion_mnist")
+    run_stage(root, "stages.validate", "fashion_mnist")
+    return root
+
+
+def outputs(root: Path) -> dict[str, bytes]:
+    found = {}
+    for folder in (root / "models" / RUN, root / "metrics" / "fashion_mnist" / "train" / RUN):
+        for path in sorted(folder.iterdir()):
+            found[path.name] = path.read_bytes()
+    return found
+
+
+def epochs_done(root: Path) -> int:
+    for state in root.glob(".checkpoints/*/state/state.json"):
+        try:
+            return json.loads(state.read_text())["epochs_done"]
+        except (OSError, ValueError):
+            return 0
+    return 0
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_killed_training_resumes_bit_identically(project, backend):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["defaults"]["backend"] = backend
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_stage(project, "stages.train", RUN)
+    uninterrupted = outputs(project)
+    history = (project / "metrics/fashion_mnist/train" / RUN / "history-1.csv").read_text()
+    assert len(history.strip().splitlines()) == EPOCHS + 1
+    rates = {line.split(",")[6] for line in history.strip().splitlines()[1:]}
+    assert len(rates) > 1, "the plateau schedule never fired: the callback state would go untested"
+
+    kill_after = random.Random().randint(1, EPOCHS - 2)
+    proc = stage(project, "stages.train", RUN)
+    deadline = time.time() + 300
+    while epochs_done(project) < kill_after and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"training ended before the kill after epoch {kill_after}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = epochs_done(project)
+    assert 1 <= killed_at < EPOCHS
+    out = run_stage(project, "stages.train", RUN)
+    assert "resuming" in out
+    timing = json.loads((project / "metrics/fashion_mnist/timing" / f"{RUN}.json").read_text())
+    assert timing["1"]["resumed"] is True
+    assert outputs(project) == uninterrupted, f"killed after epoch {killed_at}: outputs differ"
