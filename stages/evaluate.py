@@ -16,7 +16,10 @@ import pandas as pd
 from ch11 import atomic, paths, params as params_mod
 from ch11.data import run_splits
 from ch11.errors import PipelineError, run_main
-from ch11.stats import SUMMARY_METRICS, summarize
+
+
+MEAN_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "epochs", "overfit_gap",
+                "epoch1_val_accuracy", "mc_test_accuracy")
 
 
 def cross_entropy(probs: np.ndarray, y: np.ndarray) -> float:
@@ -48,9 +51,9 @@ def seed_metrics(dataset: str, run: str, seed: int, y: np.ndarray) -> tuple[dict
         raise PipelineError(f"{pred_path} holds {len(preds['probs'])} predictions but the test split has "
                             f"{len(y)} labels; the model is stale. Rerun `dvc repro train@{run}`.")
     info = json.loads(paths.train_info(dataset, run, seed).read_text())
-    if info["diverged"]:
-        return {"diverged": True}, None
     history = pd.read_csv(paths.history(dataset, run, seed))
+    if info["diverged"]:
+        return {"diverged": True, "epochs": len(history)}, None
     predicted = np.argmax(preds["probs"], axis=1)
     metrics = {"diverged": False, "test_accuracy": accuracy(preds["probs"], y),
                "test_loss": cross_entropy(preds["probs"], y), **history_metrics(history),
@@ -72,8 +75,8 @@ def evaluate(run: str) -> None:
         per_seed[str(seed)], predicted = seed_metrics(dataset, run, seed, y)
         if first_predicted is None and predicted is not None:
             first_predicted, first_seed = predicted, seed
-    mean = {m: summarize([s.get(m) for s in per_seed.values()])["mean"] for m in SUMMARY_METRICS
-            if any(m in s for s in per_seed.values())}
+    trained = [s for s in per_seed.values() if not s["diverged"]]
+    mean = {m: float(np.mean([s[m] for s in trained])) for m in MEAN_METRICS if trained and m in trained[0]}
     diverged = sum(s["diverged"] for s in per_seed.values())
     atomic.write_json(paths.eval_metrics(dataset, run),
                       {"mean": mean, "diverged": diverged, "seeds": len(seeds), "per_seed": per_seed})
