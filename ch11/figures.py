@@ -91,7 +91,7 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
                    Line2D([], [], color="black", marker="o", markersize=5, linestyle="", label="one seed")]
         if any_claim:
             handles.append(Line2D([], [], color="red", marker="D", markersize=7, linestyle="",
-                                  label="seed write-up's reported value"))
+                                  label="write-up's reported value"))
         fig.suptitle(title, fontweight="bold")
         fig.tight_layout()
         fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
@@ -101,7 +101,7 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
 
 def learning_curves(path: Path, title: str, curves: list[dict], ylabel: str = "validation accuracy (%)"
                     ) -> Path | None:
-    """curves: [{"label", "epochs", "mean", "std", "n_seeds"}]: mean over seeds per epoch (1-based), with a
+    """curves: [{"label", "epochs", "mean", "std", "n_note"}]: mean over seeds per epoch (1-based), with a
     ±1 std band where at least two seeds reached that epoch."""
     curves = [c for c in curves if len(c["epochs"])]
     if not curves:
@@ -113,7 +113,7 @@ def learning_curves(path: Path, title: str, curves: list[dict], ylabel: str = "v
             style = "-" if i < 10 else "--"
             ax.plot(c["epochs"], c["mean"], style, color=color, linewidth=1.8,
                     marker="o" if len(c["epochs"]) <= 15 else None, markersize=3.5,
-                    label=f"{c['label']} (n={c['n_seeds']})")
+                    label=f"{c['label']} ({c['n_note']})")
             std = np.asarray(c["std"], dtype=float)
             if np.isfinite(std).any():
                 mean = np.asarray(c["mean"], dtype=float)

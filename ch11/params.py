@@ -240,7 +240,8 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def describe(exc: ValidationError, where: str, prefix: str = "") -> str:
+def describe(exc: ValidationError, where: str, prefix: str = "",
+             fix: str = "Fix params.yaml and rerun (run keys inherit 'defaults').") -> str:
     """One paragraph naming each bad key path, the value found and what is allowed."""
     parts = []
     for err in exc.errors():
@@ -251,7 +252,7 @@ def describe(exc: ValidationError, where: str, prefix: str = "") -> str:
             parts.append(f"missing key '{path}'")
         else:
             parts.append(f"'{path}' = {err['input']!r}: {err['msg']}")
-    return f"{where}: " + "; ".join(parts) + ". Fix params.yaml and rerun (run keys inherit 'defaults')."
+    return f"{where}: " + "; ".join(parts) + ". " + fix
 
 
 def load(path: str | Path = "params.yaml") -> Params:

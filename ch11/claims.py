@@ -1,0 +1,96 @@
+"""Typed schema of ``ch11/claims.yaml``: the write-up's claims and how each experiment is presented."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ch11.errors import PipelineError
+from ch11.params import DATASETS, describe
+
+CLAIMS_PATH = Path(__file__).resolve().parent / "claims.yaml"
+Unit = Literal["percent", "points", "epochs", "minutes"]
+FigureName = Literal["layers", "variance", "learning_rates", "activations"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Value(Strict):
+    """A single-run value the write-up reports."""
+    run: str
+    metric: str = "test_accuracy"
+    value: float
+    unit: Unit = "percent"
+    tolerance: float = 0.0      # the write-up's own precision ("≈ 85 %"), in `unit`
+    compare: bool = True
+    note: str | None = None
+    requires_lr_change: str | None = None
+
+
+class Comparison(Strict):
+    """A claimed difference mean(a) - mean(b): its sign, and its size in points when the write-up gives it."""
+    a: str
+    b: str
+    metric: str = "test_accuracy"
+    sign: Literal["+", "-"]
+    size: float | None = None
+    delta: float | None = None
+    note: str | None = None
+    requires_lr_change: str | None = None
+
+
+class Check(Strict):
+    """A qualitative claim tested seed by seed.
+
+    variance_ratio: every layer's kernel variance / its initializer's theory within 1 ± tolerance (at init);
+    activation_stability: std(last hidden) / std(first hidden) within bounds (at init);
+    at_least / at_most: a metric (in %) against a threshold, over the seeds that did not diverge;
+    no_learning: the seed diverged, or its best validation accuracy is at most the threshold."""
+    id: str
+    kind: Literal["variance_ratio", "activation_stability", "at_least", "at_most", "no_learning"]
+    run: str
+    text: str
+    claimed: bool = True
+    tolerance: float = 0.10
+    bounds: tuple[float, float] = (0.5, 2.0)
+    metric: str = "best_val_accuracy"
+    threshold: float = 0.0
+
+
+class Experiment(Strict):
+    title: str
+    dataset: Literal[DATASETS]
+    claim: str
+    note: str | None = None
+    runs: dict[str, str]
+    separate: list[str] = []
+    reference: str | None = None
+    values: list[Value] = []
+    comparisons: list[Comparison] = []
+    checks: list[Check] = []
+    compare_metrics: list[str] = []
+    figures: list[FigureName | dict[Literal["confusion"], str]] = []
+    reported: bool = True
+
+
+class Claims(Strict):
+    delta: Annotated[float, Field(gt=0)]
+    experiments: dict[int, Experiment]
+
+    def of(self, dataset: str) -> dict[int, Experiment]:
+        return {n: e for n, e in sorted(self.experiments.items()) if e.dataset == dataset}
+
+
+def load(path: Path = CLAIMS_PATH) -> Claims:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PipelineError(f"cannot read the write-up's claims from {path}: {exc}") from exc
+    try:
+        return Claims.model_validate(raw)
+    except ValidationError as exc:
+        raise PipelineError(describe(exc, str(path), fix=f"Fix {path.name} and rerun.")) from exc
