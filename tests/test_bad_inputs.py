@@ -63,28 +63,29 @@ TRAIN = ["stages.train"]
 VALIDATE = ["stages.validate", "fashion_mnist"]
 CASES = [
     Case("params: typo'd key", VALIDATE, ["defaults.epochz", "unknown key"], params=set_in("defaults.epochz", 3)),
-    Case("params: string for a number", VALIDATE, ["runs.e04_selu.optimizer.learning_rate", "'fast'"],
-         params=set_in("runs.e04_selu.optimizer", {"learning_rate": "fast"})),
+    Case("params: string for a number", VALIDATE, ["runs.selu.optimizer.learning_rate", "'fast'"],
+         params=set_in("runs.selu.optimizer", {"learning_rate": "fast"})),
     Case("params: negative value", VALIDATE, ["download.retries", "-1"], params=set_in("download.retries", -1)),
-    Case("params: unknown optimizer", VALIDATE, ["runs.e04_relu.optimizer.name", "'sgdd'", "'nadam'"],
-         params=set_in("runs.e04_relu.optimizer", {"name": "sgdd"})),
-    Case("params: unknown activation", VALIDATE, ["runs.e04_relu.activation", "'relu6'", "'selu'"],
-         params=set_in("runs.e04_relu.activation", "relu6")),
-    Case("params: unknown schedule", VALIDATE, ["runs.e04_relu.schedule.name", "'cosine'", "'onecycle'"],
-         params=set_in("runs.e04_relu.schedule", {"name": "cosine"})),
+    Case("params: unknown optimizer", VALIDATE, ["runs.e04_elu.optimizer.name", "'sgdd'", "'nadam'"],
+         params=set_in("runs.e04_elu.optimizer", {"name": "sgdd"})),
+    Case("params: unknown activation", VALIDATE, ["runs.e04_elu.activation", "'relu6'", "'selu'"],
+         params=set_in("runs.e04_elu.activation", "relu6")),
+    Case("params: unknown schedule", VALIDATE, ["runs.e04_elu.schedule.name", "'cosine'", "'onecycle'"],
+         params=set_in("runs.e04_elu.schedule", {"name": "cosine"})),
     Case("params: transfer from a run that does not exist", VALIDATE, ["transfer.base", "'nosuch'"],
          params=set_in("transfer_runs.e07_b_transfer.transfer.base", "nosuch")),
-    Case("train: run that does not exist", [*TRAIN, "nosuch", "1"], ["no run named 'nosuch'"]),
-    Case("train: validated dataset missing", [*TRAIN, "e04_relu", "1"],
+    Case("train: run that does not exist", [*TRAIN, "nosuch"], ["no run named 'nosuch'"]),
+    Case("train: validated dataset missing", [*TRAIN, "baseline"],
          ["data/validated/fashion_mnist.npz not found", "dvc repro validate@fashion_mnist"],
-         absent=["models/e04_relu-1"]),
-    Case("train: transfer base model not trained", [*TRAIN, "e07_b_transfer", "1"],
-         ["models/e07_model_a-1/model.keras not found", "train@e07_model_a-1"], setup=validated_data,
-         absent=["models/e07_b_transfer-1"]),
-    Case("train: output folder not writable", [*TRAIN, "e04_relu", "1"], ["cannot write", "metrics/fashion_mnist"],
-         setup=blocked_metrics_dir, params=set_in("limits", {"max_epochs": 1, "max_train_samples": 500,
-                                                             "max_eval_samples": 200}),
-         absent=["metrics/fashion_mnist/eval"]),
+         absent=["models/baseline"]),
+    Case("train: transfer base model not trained", [*TRAIN, "e07_b_transfer"],
+         ["models/e07_model_a/seed-1.keras not found", "train@e07_model_a"], setup=validated_data,
+         absent=["models/e07_b_transfer"]),
+    Case("train: output folder not writable", [*TRAIN, "baseline"], ["cannot write", "metrics/fashion_mnist"],
+         setup=blocked_metrics_dir, params=lambda p: (set_in("limits", {"max_epochs": 1, "max_train_samples": 500,
+                                                                        "max_eval_samples": 200})(p),
+                                                      set_in("seeds", [1])(p)),
+         absent=["models/baseline", "metrics/fashion_mnist/timing"]),
     Case("validate: empty gzip", VALIDATE, ["t10k-labels-idx1-ubyte.gz is empty"],
          setup=replace_raw("t10k-labels-idx1-ubyte.gz", b""), absent=["data/validated"]),
     Case("validate: corrupt gzip", VALIDATE, ["not a valid gzip file"],
@@ -141,15 +142,18 @@ def test_bad_input_gives_one_clear_error_and_writes_nothing(case, tmp_path):
 def test_a_diverging_training_is_reported_not_crashed(tmp_path):
     """A learning rate that blows up: the stage finishes, and the metrics mark the run as diverged."""
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    params["runs"]["e04_relu"]["optimizer"] = {"learning_rate": 1.0e6}
+    params["runs"]["baseline"] = {"optimizer": {"learning_rate": 1.0e6}}
+    params["seeds"] = [1]
     params["limits"] = {"max_epochs": 2, "max_train_samples": 500, "max_eval_samples": 200}
     root = fashion_project(tmp_path / "project", yaml.safe_dump(params, sort_keys=False))
     validated_data(root)
-    train = run(root, [*TRAIN, "e04_relu", "1"], check=True)
+    train = run(root, [*TRAIN, "baseline"], check=True)
     assert "DIVERGED" in train.stdout
-    run(root, ["stages.evaluate", "e04_relu", "1"], check=True)
-    metrics = yaml.safe_load((root / "metrics/fashion_mnist/eval/e04_relu-1.json").read_text())
-    assert metrics["diverged"] is True and metrics["test_loss"] is None
+    evaluate = run(root, ["stages.evaluate", "baseline"], check=True)
+    assert "1 of 1 diverged" in evaluate.stdout
+    metrics = yaml.safe_load((root / "metrics/fashion_mnist/eval/baseline.json").read_text())
+    assert metrics["diverged"] == 1 and metrics["per_seed"]["1"]["diverged"] is True
+    assert "test_accuracy" not in metrics["per_seed"]["1"] and metrics["mean"] == {}
 
 
 def test_count(capsys):

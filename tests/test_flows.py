@@ -31,9 +31,9 @@ from tests.fixtures import FASHION_MNIST_DIR, SMOKE_LIMITS, project_copy, write_
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-RUNS = ["e04_relu", "e04_elu"]
+RUNS = ["baseline", "e04_elu"]
 TARGETS = ["aggregate@fashion_mnist"]          # download, validate, 2 x train, 2 x evaluate, aggregate
-VOLATILE_KEYS = {"train_time_s", "epoch_time"}  # wall-clock times in metrics JSON / history CSV
+VOLATILE_KEYS = {"train_time_s"}  # wall-clock times (metrics/<dataset>/timing/ only)
 DATA_DOCS = "reports/validation/"
 CONCURRENCY = max(2, len(os.sched_getaffinity(0)))  # >= cores, so CH11_THREADS=1 as under `dvc repro`
 
@@ -211,12 +211,11 @@ def test_flow_matches_dvc_repro(twins):
     for path in ("data/raw/fashion_mnist", "data/validated/fashion_mnist.npz"):
         assert path not in volatile
     for run in RUNS:  # predictions and weights are bit-identical
-        job = f"{run}-1"
-        model = flow_snap["files"][f"models/{job}"]
-        assert model["predictions.npz"] == repro_snap["files"][f"models/{job}"]["predictions.npz"]
-        assert model["model.keras"]["model.weights.h5"] == \
-            repro_snap["files"][f"models/{job}"]["model.keras"]["model.weights.h5"]
-        eval_path = f"metrics/fashion_mnist/eval/{job}.json"
+        model = flow_snap["files"][f"models/{run}"]
+        assert model["seed-1.npz"] == repro_snap["files"][f"models/{run}"]["seed-1.npz"]
+        assert model["seed-1.keras"]["model.weights.h5"] == \
+            repro_snap["files"][f"models/{run}"]["seed-1.keras"]["model.weights.h5"]
+        eval_path = f"metrics/fashion_mnist/eval/{run}.json"
         assert flow_snap["files"][eval_path] == repro_snap["files"][eval_path]
         assert (twins["flow"] / eval_path).exists()
 
@@ -261,33 +260,33 @@ def test_flow_publishes_metrics_and_report_artifacts(twins):
 def test_a_failing_stage_fails_the_flow_with_its_message_and_keeps_what_finished(twins, pipeline):
     root = twins["flow"]
     # A real stage command that fails (a run that params.yaml lacks), beside a stage that succeeds:
-    # editing e04_relu's label makes train@e04_relu-1 (and what follows it) stale.
+    # writing the baseline's l2 (unchanged value) into its entry makes train@baseline (and what follows) stale.
     spec = yaml.safe_load((root / "dvc.yaml").read_text())
-    spec["stages"]["broken"] = {"cmd": "python -m stages.train e99_missing 1",
+    spec["stages"]["broken"] = {"cmd": "python -m stages.train e99_missing",
                                 "deps": ["data/validated/fashion_mnist.npz", "stages/train.py"],
-                                "outs": ["models/e99_missing-1"]}
+                                "outs": ["models/e99_missing"]}
     (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["runs"]["e04_relu"]["label"] = "ReLU (relabelled)"
+    params["runs"]["baseline"] = {"l2": 0.0}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     before = lock(root)
 
     with pytest.raises(Exception) as failure:
-        pipeline(targets=["evaluate@e04_relu-1", "broken"], concurrency=CONCURRENCY, project_dir=str(root))
+        pipeline(targets=["evaluate@baseline", "broken"], concurrency=CONCURRENCY, project_dir=str(root))
 
     message = str(failure.value)
-    assert "stage 'broken' failed" in message and "python -m stages.train e99_missing 1" in message
+    assert "stage 'broken' failed" in message and "python -m stages.train e99_missing" in message
     assert "error: params.yaml has no run named 'e99_missing'" in message  # the stage's own stderr
-    assert "evaluate@e04_relu-1" in message  # named as not run because of the failure
+    assert "evaluate@baseline" in message  # named as not run because of the failure
     after = lock(root)
     assert "broken" not in after
-    # train@e04_relu-1 was started with `broken` (same dispatch pass) and ends after it failed: it is
+    # train@baseline was started with `broken` (same dispatch pass) and ends after it failed: it is
     # still recorded, with the new params
-    assert after["train@e04_relu-1"]["params"]["params.yaml"]["runs.e04_relu"]["label"] == "ReLU (relabelled)"
-    assert after["train@e04_relu-1"] != before["train@e04_relu-1"]
-    assert dvc(root, "status", "-q", "--json", "train@e04_relu-1").stdout.strip() in ("", "{}")
-    # nothing new started after the failure: evaluate@e04_relu-1 keeps its old entry
-    assert after["evaluate@e04_relu-1"] == before["evaluate@e04_relu-1"]
+    assert after["train@baseline"]["params"]["params.yaml"]["runs.baseline"] == {"l2": 0.0}
+    assert after["train@baseline"] != before["train@baseline"]
+    assert dvc(root, "status", "-q", "--json", "train@baseline").stdout.strip() in ("", "{}")
+    # nothing new started after the failure: evaluate@baseline keeps its old entry
+    assert after["evaluate@baseline"] == before["evaluate@baseline"]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -395,17 +394,17 @@ def test_targets_select_stages_and_their_upstream_from_dvc(tmp_path, request):
 
     book = DvcBook(project_copy(tmp_path / "project", runs=RUNS, seeds=[1], limits=SMOKE_LIMITS))
     request.addfinalizer(book.close)
-    order, upstream = book.plan(["train@e04_*"])
-    assert set(order) == {"download@fashion_mnist", "validate@fashion_mnist", "train@e04_relu-1",
-                          "train@e04_elu-1"}
+    order, upstream = book.plan(["train@*"])
+    assert set(order) == {"download@fashion_mnist", "validate@fashion_mnist", "train@baseline",
+                          "train@e04_elu"}
     for name, ups in upstream.items():  # `dvc repro` order: every stage after its upstream
         assert all(order.index(up) < order.index(name) for up in ups), (name, ups)
-    assert upstream["train@e04_elu-1"] == ["validate@fashion_mnist"]
+    assert upstream["train@e04_elu"] == ["validate@fashion_mnist"]
     order, upstream = book.plan(["evaluate"])  # a group name: every evaluate@ stage
-    assert {"evaluate@e04_relu-1", "evaluate@e04_elu-1", "train@e04_relu-1"} <= set(order)
+    assert {"evaluate@baseline", "evaluate@e04_elu", "train@baseline"} <= set(order)
     dispatch = deepest_first(order, upstream)  # when both are ready, an evaluation goes before a training
-    assert max(dispatch.index(f"evaluate@{run}-1") for run in RUNS) < min(
-        dispatch.index(f"train@{run}-1") for run in RUNS), dispatch
+    assert max(dispatch.index(f"evaluate@{run}") for run in RUNS) < min(
+        dispatch.index(f"train@{run}") for run in RUNS), dispatch
     assert not any(name.startswith(("aggregate", "report")) for name in order)  # nothing downstream
     assert len(book.plan(None)[0]) == len(book.plan(["*"])[0])
     with pytest.raises(ValueError, match=r"no stage matches target\(s\) 'trian@\*'.*groups \(aggregate, "):
@@ -432,7 +431,11 @@ def test_gpus_from_nvidia_smi_or_cuda_visible_devices(tmp_path, monkeypatch):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
         assert visible_gpus() == expected, listed
     assert command_env(0, 8, []) == {"CH11_THREADS": "8"}
-    assert [command_env(slot, 4, ["0", "1"])["CUDA_VISIBLE_DEVICES"] for slot in range(3)] == ["0", "1", "0"]
+    # 2 GPUs, several trainings per GPU: slots go round the GPUs, none pre-allocating GPU memory
+    envs = [command_env(slot, 4, ["0", "1"]) for slot in range(4)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0", "1"]
+    assert all(e["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and e["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+               for e in envs)
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ def load_edited(tmp_path: Path, keys: tuple[str, ...], value) -> params.Params:
     # A typo in `defaults` reaches every run; it is reported at the first run that inherits it.
     (("defaults", "epochz"), 10,
      "unknown key 'defaults.epochz' (value 10); remove it or fix its spelling"),
-    (("runs", "e04_selu", "optimizer", "learning_rate"), "fast",
-     "'runs.e04_selu.optimizer.learning_rate' = 'fast': Input should be a valid number"),
+    (("runs", "selu", "optimizer", "learning_rate"), "fast",
+     "'runs.selu.optimizer.learning_rate' = 'fast': Input should be a valid number"),
     (("download", "retries"), -1, "'download.retries' = -1: Input should be greater than or equal to 0"),
     (("download", "backoff_s"), -0.5,
      "'download.backoff_s' = -0.5: Input should be greater than or equal to 0"),
@@ -64,10 +64,9 @@ def test_missing_and_invalid_files_are_clear_errors(tmp_path):
 
 def test_a_run_is_defaults_deep_merged_with_its_own_entry():
     loaded = params.load(REPO_PARAMS)
-    selu = loaded.run("e04_selu")
-    assert (selu.experiment, selu.label, selu.activation, selu.initializer, selu.input_scaling) == \
-        (4, "SELU", "selu", "lecun_normal", "standardize")
-    assert (selu.epochs, selu.batch_size, selu.hidden) == (10, 32, [300, 200, 100])  # from defaults
+    selu = loaded.run("selu")
+    assert (selu.activation, selu.initializer, selu.input_scaling) == ("selu", "lecun_normal", "standardize")
+    assert (selu.epochs, selu.batch_size, selu.widths, selu.backend) == (30, 32, [300, 200, 100], "tensorflow")
     nesterov = loaded.run("e08_nesterov").optimizer  # nested dicts merge key by key
     assert (nesterov.name, nesterov.learning_rate, nesterov.momentum, nesterov.nesterov) == \
         ("sgd", 0.01, 0.9, True)
@@ -75,5 +74,36 @@ def test_a_run_is_defaults_deep_merged_with_its_own_entry():
     assert loaded.dataset_of("e07_b_transfer") == "fashion_mnist"
     assert loaded.download.cifar10.files["cifar-10-python.tar.gz"].hash_of == "file"
     assert loaded.download.fashion_mnist.files["train-images-idx3-ubyte.gz"].hash_of == "decompressed"
-    with pytest.raises(PipelineError, match="no run named 'e99'. Known runs: .*e01_he_init"):
+    with pytest.raises(PipelineError, match="no run named 'e99'. Known runs: .*baseline"):
         loaded.run("e99")
+
+
+def test_shorthand_widths_yaml_anchors_and_per_run_seeds():
+    loaded = params.load(REPO_PARAMS)
+    deep = loaded.run("x08_onecycle")  # an anchor chain: x08 -> x08_selu -> x08_alpha -> onecycle
+    assert deep.widths == [100] * 20 and deep.activation == "selu" and deep.schedule.name == "onecycle"
+    assert loaded.seeds_of("x08_onecycle") == [1, 2, 3]
+    assert loaded.seeds_of("baseline") == loaded.seeds
+
+
+def fields_with_defaults(model: type, prefix: str = "") -> list[str]:
+    """Every field of a pydantic model tree that has a default (a value training would read untracked)."""
+    found = []
+    for name, field in model.model_fields.items():
+        if not field.is_required():
+            found.append(prefix + name)
+        for arg in getattr(field.annotation, "__args__", ()) or (field.annotation,):
+            if isinstance(arg, type) and issubclass(arg, params.Strict):
+                found += fields_with_defaults(arg, f"{prefix}{name}.")
+    return found
+
+
+def test_every_value_training_reads_is_in_params_yaml():
+    """No hidden defaults: every field of a run's configuration is required, so its value sits in
+    params.yaml (defaults or the run's entry), which DVC tracks for exactly the stages that read it."""
+    assert fields_with_defaults(params.RunConfig) == []
+    raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    assert set(raw["defaults"]) == set(params.RunConfig.model_fields)
+    for group in ("runs", "transfer_runs", "cifar_runs"):
+        for entry in raw[group].values():
+            assert not {"label", "experiment"} & set(entry), "presentation belongs in ch11/claims.yaml"
