@@ -4,7 +4,7 @@ Two fresh project copies (tests.fixtures.project_copy), each with the same RUNS,
 ``--epochs`` epochs (limits.max_epochs). Both are first brought up to date to validate@fashion_mnist,
 untimed, so that only the runs are stale. Then, one after the other:
 
-* serial: ``dvc repro evaluate@<run>-1 ...`` in copy A (one command at a time, CH11_THREADS unset = 1);
+* serial: ``dvc repro evaluate@<run> ...`` in copy A (one command at a time, CH11_THREADS unset = 1);
 * flow: ``ch11_pipeline(targets=<the same>, concurrency=N)`` in copy B, in this process, after a
   warm-up flow has started Prefect's ephemeral API server (its start-up is printed separately).
 
@@ -12,7 +12,7 @@ Prints both times and the ratio, and asserts that every run's metrics are identi
 aside) and its test-set predictions bit-identical.
 
     .venv/bin/python -m bench.flow_vs_repro                       # 4 runs, 2 epochs, concurrency 2
-    .venv/bin/python -m bench.flow_vs_repro --runs e04_relu e04_elu --epochs 1 --keep /tmp/bench
+    .venv/bin/python -m bench.flow_vs_repro --runs baseline e04_elu --epochs 1 --keep /tmp/bench
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:
 from tests.fixtures import project_copy  # noqa: E402
 
 BIN = Path(sys.executable).parent
-RUNS = ["e04_relu", "e04_elu", "e04_selu", "e04_gelu"]
+RUNS = ["baseline", "e04_elu", "selu", "e04_gelu"]
 VOLATILE_KEYS = {"train_time_s"}  # wall-clock time, different on every run
 
 
@@ -49,8 +49,8 @@ def outcome(root: Path, runs: list[str]) -> dict:
     """Each run's eval metrics (wall times left out) and the md5 of its test-set predictions."""
     found = {}
     for run in runs:
-        metrics = json.loads((root / "metrics" / "fashion_mnist" / "eval" / f"{run}-1.json").read_text())
-        predictions = (root / "models" / f"{run}-1" / "predictions.npz").read_bytes()
+        metrics = json.loads((root / "metrics" / "fashion_mnist" / "eval" / f"{run}.json").read_text())
+        predictions = (root / "models" / run / "seed-1.npz").read_bytes()
         found[run] = {"metrics": {k: v for k, v in metrics.items() if k not in VOLATILE_KEYS},
                       "predictions_md5": hashlib.md5(predictions).hexdigest()}
     return found
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("CH11_THREADS", None)
     base = args.keep or Path(tempfile.mkdtemp(prefix="ch11-bench-"))
     limits = {"max_epochs": args.epochs, "max_train_samples": None, "max_eval_samples": None}
-    targets = [f"evaluate@{run}-1" for run in args.runs]
+    targets = [f"evaluate@{run}" for run in args.runs]
     try:
         roots = {name: project_copy(base / name, runs=args.runs, seeds=[1], limits=limits)
                  for name in ("repro", "flow")}
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flow, concurrency {args.concurrency} (Prefect server started in {startup:.1f} s)", flush=True)
         with Phase() as parallel:
             summary = ch11_pipeline(targets=targets, concurrency=args.concurrency, project_dir=str(roots["flow"]))
-        assert sorted(summary["ran"]) == sorted([*targets, *(f"train@{run}-1" for run in args.runs)]), summary
+        assert sorted(summary["ran"]) == sorted([*targets, *(f"train@{run}" for run in args.runs)]), summary
 
         same = outcome(roots["repro"], args.runs) == outcome(roots["flow"], args.runs)
         print(f"\n{len(args.runs)} runs x {args.epochs} epochs, full data, {os.cpu_count()} CPUs")
