@@ -49,6 +49,7 @@ class RunData:
     histories: dict[int, pd.DataFrame]
     infos: dict[int, dict]
     timing: dict[int, dict]
+    budget: str = ""     # e.g. "30 epochs" or "≤ 100 epochs, early stopping (patience 15)"
 
     def values(self, metric: str, scale: float = 1.0) -> dict[int, float | None]:
         source = self.timing if metric == "train_time_s" else self.evals
@@ -86,7 +87,11 @@ def load_run(params, dataset: str, name: str) -> RunData:
             infos[seed] = json.loads(paths.train_info(dataset, name, seed).read_text())
     timing_path = paths.timing(dataset, name)
     timing = {int(k): t for k, t in json.loads(timing_path.read_text()).items()} if timing_path.exists() else {}
-    return RunData(name, seeds, evals, histories, infos, timing)
+    config = params.run(name)
+    patience = config.early_stopping.patience
+    budget = (f"≤ {config.epochs} epochs, early stopping (patience {patience})" if patience
+              else f"{config.epochs} epochs")
+    return RunData(name, seeds, evals, histories, infos, timing, budget)
 
 
 @dataclass

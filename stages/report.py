@@ -192,7 +192,8 @@ def experiment_section(number: int, exp, rows: list[ev.Row], runs, dataset: str,
         return lines + ["Not run in this configuration: none of its runs is in params.yaml.", ""]
     lines += ["Runs: " + ", ".join(f"{label} (`{n}`, {len(runs[n].seeds)} seeds"
                                     + (f", {len(runs[n].diverged())} diverged" if runs[n].diverged() else "") + ")"
-                                    for n, label in present.items()) + ".", ""]
+                                    for n, label in present.items()) + ".",
+              "Budget: " + "; ".join(dict.fromkeys(runs[n].budget for n in present)) + " (reasons: params.yaml).", ""]
     if not exp.reported:
         lines += ["The write-up reports no number here: our measurements only, nothing to confirm or contradict.",
                   ""]
