@@ -53,7 +53,8 @@ def train_info(dataset: str, run: str, seed: int) -> Path:
 
 
 def timing(dataset: str, run: str) -> Path:
-    """Wall-clock times, kept apart so that a bit-identical retraining leaves every hashed output equal."""
+    """Wall-clock times: a plain git-tracked file, not a DVC output, so a bit-identical retraining changes
+    no hashed output and re-runs nothing downstream (the report shows the times it finds, untested)."""
     return METRICS / dataset / "timing" / f"{run}.json"
 
 
