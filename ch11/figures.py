@@ -45,7 +45,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
     """Horizontal bars, one panel per metric. panel: {"xlabel": str, "bars": [{"label", "values" (per seed,
-    already in display units), "claimed" (the seed's number or None)}]}. Bars without values are left out."""
+    already in display units), "claimed" (the write-up's number or None)}]}. Bars without values are left out."""
     panels = [{**p, "bars": [b for b in p["bars"] if b["values"]]} for p in panels]
     panels = [p for p in panels if p["bars"]]
     if not panels:
