@@ -122,24 +122,15 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
         "gives n, and where it changes), band = ±1 std.")
     for fig in exp.figures:
         if fig == "layers":
-            series = []
-            for run, label in shown:
-                init, after = layer_means(run, "layers_at_init"), layer_means(run, "layers_after_training")
-                if init and after:
-                    series.append({"label": label, "layers": init["layers"], "tick_labels": init["tick_labels"],
-                                   "init": init, "after": after})
+            series = [s for s in layer_series(shown) if s["after"]]
             add(figures.layer_diagnostics(fig_dir / f"exp{number:02d}_layer_diagnostics.png",
                                           "Per-layer kernel gradient norm and activation std", series),
                 "Per-layer kernel gradient norm and output std on a fixed batch of 1,024 training images, at "
                 "initialisation and after training (mean over seeds with a finite value, log scale).")
         elif fig == "variance":
-            series = []
-            for run, label in shown:
-                init, after = layer_means(run, "layers_at_init"), layer_means(run, "layers_after_training")
-                if init:
-                    series.append({"label": label, "layers": init["layers"], "tick_labels": init["tick_labels"],
-                                   "weight_var": init["weight_var"], "theory_var": init["theory_var"],
-                                   "weight_var_after": after["weight_var"] if after else None})
+            series = [{**s, "weight_var": s["init"]["weight_var"], "theory_var": s["init"]["theory_var"],
+                       "weight_var_after": s["after"]["weight_var"] if s["after"] else None}
+                      for s in layer_series(shown)]
             add(figures.init_variance(fig_dir / f"exp{number:02d}_init_variance.png",
                                       "Initialisation: kernel variance vs each layer's own theory", series),
                 "Kernel variance per layer against the theory of that layer's own initializer (hidden layers: "
@@ -166,6 +157,17 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
                 "Confusion matrix on the test set, first seed that did not diverge (colour = share of the "
                 "actual class).")
     return out
+
+
+def layer_series(shown: list[tuple[ev.RunData, str]]) -> list[dict]:
+    """Per run with probe data: its label, layers, tick labels and per-layer means at init and after."""
+    series = []
+    for run, label in shown:
+        init, after = layer_means(run, "layers_at_init"), layer_means(run, "layers_after_training")
+        if init:
+            series.append({"label": label, "layers": init["layers"], "tick_labels": init["tick_labels"],
+                           "init": init, "after": after})
+    return series
 
 
 def layer_means(run: ev.RunData, stage: str) -> dict | None:
