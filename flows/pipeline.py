@@ -291,9 +291,11 @@ def select_stages(stages: list, targets: list[str] | None) -> list:
 
 
 @task(name="dvc-stage", cache_policy=NO_CACHE)
-def run_stage_command(stage: str, commands: list[list[str]], cwd: str, env: dict[str, str]) -> str:
+def run_stage_command(stage: str, commands: list[list[str]], cwd: str, env: dict[str, str],
+                      timeout_s: float | None = None) -> str:
     """Run the stage's command(s) in ``cwd`` with ``env`` added to this worker's environment; stream the
-    output to the task's log. Returns the last line of stdout; raises StageFailed quoting stderr's tail."""
+    output to the task's log. Returns the last line of stdout; raises StageFailed quoting stderr's tail, or
+    naming the timeout when a command ran longer than ``timeout_s`` (it is then killed)."""
     logger = get_run_logger()
     full_env = {**os.environ, **env}
     last = ""
@@ -313,11 +315,20 @@ def run_stage_command(stage: str, commands: list[list[str]], cwd: str, env: dict
 
         reader = threading.Thread(target=pump, args=(proc.stderr, tail), daemon=True)
         reader.start()
+        watchdog = threading.Timer(timeout_s, proc.kill) if timeout_s else None
+        if watchdog:
+            watchdog.start()
         stdout_tail: deque[str] = deque(maxlen=1)
         pump(proc.stdout, stdout_tail)
         reader.join()
         code = proc.wait()
         last = stdout_tail[0] if stdout_tail else last
+        if watchdog and not watchdog.is_alive():
+            raise StageFailed(f"stage '{stage}' timed out: `{argv[-1]}` ran longer than {timeout_s:g} s "
+                              "(--stage-timeout) and was killed; nothing was recorded. A training resumes from "
+                              "its last finished epoch when rerun; raise the timeout if the stage is just slow.")
+        if watchdog:
+            watchdog.cancel()
         if code != 0:
             quoted = "\n".join(f"  {line}" for line in tail) or "  (nothing on stderr)"
             raise StageFailed(f"stage '{stage}' failed: `{argv[-1]}` exited with code {code}:\n{quoted}")
@@ -345,10 +356,10 @@ class Scheduler:
 
     def __init__(self, book: DvcBook, order: list[str], upstream: dict[str, list[str]], runner,
                  concurrency: int, threads: int, gpus: list[str], keep_going: bool, retries: int,
-                 retry_delay_s: float, logger):
+                 retry_delay_s: float, logger, stage_timeout_s: float | None = None):
         self.book, self.order, self.upstream, self.runner = book, order, upstream, runner
         self.threads, self.gpus, self.keep_going, self.logger = threads, gpus, keep_going, logger
-        self.retries, self.retry_delay_s = retries, retry_delay_s
+        self.retries, self.retry_delay_s, self.stage_timeout_s = retries, retry_delay_s, stage_timeout_s
         self.state = dict.fromkeys(order, "pending")
         self.dispatch_order = deepest_first(order, upstream)
         self.free_slots = list(range(concurrency))
@@ -418,7 +429,8 @@ class Scheduler:
             options.update(retries=self.retries,
                            retry_delay_seconds=[self.retry_delay_s * 2 ** i for i in range(self.retries)])
         job = run_stage_command.with_options(**options)
-        future = self.runner.submit(job, {"stage": name, "commands": commands, "cwd": cwd, "env": env})
+        future = self.runner.submit(job, {"stage": name, "commands": commands, "cwd": cwd, "env": env,
+                                          "timeout_s": self.stage_timeout_s})
         self.state[name] = "running"
         self.running[name] = (future, slot)
         self.logger.info("%s: running (%s)", name, ", ".join(f"{k}={v}" for k, v in sorted(env.items())
@@ -523,7 +535,8 @@ def publish_artifacts(root: Path) -> None:
 @flow(name="ch11-pipeline")
 def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = None,
                   dask_address: str | None = None, project_dir: str | None = None, keep_going: bool = False,
-                  retries: int = 3, retry_delay_s: float = 10.0, per_gpu: int = PER_GPU) -> dict[str, list[str]]:
+                  retries: int = 3, retry_delay_s: float = 10.0, per_gpu: int = PER_GPU,
+                  stage_timeout_s: float | None = None) -> dict[str, list[str]]:
     """Bring the targets (default: every stage) and their upstream up to date, like `dvc repro`, running
     independent stage commands in parallel.
 
@@ -531,6 +544,7 @@ def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = No
         targets: stage names, groups (``train``) or fnmatch globs (``train@e04_*``); default all stages.
         concurrency: commands at once; default ``per_gpu`` x the visible GPUs, else the CPU cores.
         per_gpu: trainings sharing one GPU (the models are small: one leaves most of a GPU idle).
+        stage_timeout_s: a command running longer is killed and its stage fails with that reason.
         dask_address: run the commands on this existing Dask scheduler instead of a thread pool.
         project_dir: the DVC project; default the one this file belongs to.
         keep_going: after a failure, still run what does not depend on the failed stage.
@@ -541,13 +555,13 @@ def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = No
     book = DvcBook(root)
     try:
         return _run(book, root, targets, concurrency, dask_address, keep_going, retries, retry_delay_s,
-                    per_gpu, logger)
+                    per_gpu, logger, stage_timeout_s)
     finally:
         book.close()
 
 
 def _run(book: DvcBook, root: Path, targets, concurrency, dask_address, keep_going, retries, retry_delay_s,
-         per_gpu, logger) -> dict[str, list[str]]:
+         per_gpu, logger, stage_timeout_s=None) -> dict[str, list[str]]:
     gpus = visible_gpus()
     cores = cpu_cores()
     concurrency = concurrency or per_gpu * len(gpus) or cores
@@ -566,7 +580,7 @@ def _run(book: DvcBook, root: Path, targets, concurrency, dask_address, keep_goi
     try:
         with runner:
             scheduler = Scheduler(book, order, upstream, runner, concurrency, threads, gpus, keep_going,
-                                  retries, retry_delay_s, logger)
+                                  retries, retry_delay_s, logger, stage_timeout_s)
             summary = scheduler.run()
     finally:
         try:
@@ -590,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="stage names, groups or fnmatch globs, e.g. 'train@e04_*' (default: all stages)")
     parser.add_argument("--concurrency", type=int,
                         help="commands at once (default: --per-gpu x GPUs, else CPU cores)")
+    parser.add_argument("--stage-timeout", type=float, help="seconds a stage command may run (default: no limit)")
     parser.add_argument("--per-gpu", type=int, default=PER_GPU,
                         help=f"trainings sharing one GPU (default {PER_GPU})")
     parser.add_argument("--dask-address", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
@@ -601,7 +616,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = ch11_pipeline(targets=args.targets, concurrency=args.concurrency, dask_address=args.dask_address,
                                 project_dir=args.project_dir, keep_going=args.keep_going, retries=args.retries,
-                                retry_delay_s=args.retry_delay, per_gpu=args.per_gpu)
+                                retry_delay_s=args.retry_delay, per_gpu=args.per_gpu,
+                                stage_timeout_s=args.stage_timeout)
     except StageFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -287,6 +288,22 @@ def test_a_failing_stage_fails_the_flow_with_its_message_and_keeps_what_finished
     assert dvc(root, "status", "-q", "--json", "train@baseline").stdout.strip() in ("", "{}")
     # nothing new started after the failure: evaluate@baseline keeps its old entry
     assert after["evaluate@baseline"] == before["evaluate@baseline"]
+
+
+def test_a_hanging_stage_is_killed_at_its_timeout_with_a_clear_message(prefect, tmp_path):
+    from prefect import flow
+
+    from flows.pipeline import StageFailed, run_stage_command
+
+    @flow
+    def one_stage():
+        return run_stage_command("sleepy", [[sys.executable, "-c", "import time; time.sleep(120)"]], str(tmp_path),
+                                 {}, timeout_s=2)
+
+    started = time.monotonic()
+    with pytest.raises(StageFailed, match=r"stage 'sleepy' timed out: .* ran longer than 2 s \(--stage-timeout\)"):
+        one_stage()
+    assert time.monotonic() - started < 60
 
 
 # ------------------------------------------------------------------------------------------------------
