@@ -459,6 +459,48 @@ def test_gpus_from_nvidia_smi_or_cuda_visible_devices(tmp_path, monkeypatch):
 # (e) schedule: the GitHub workflow and the Prefect deployment
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_one_command_serves_a_schedule_that_fires(tmp_path, env):
+    """`python -m flows.deploy` without PREFECT_API_URL starts a local server and serves the deployment;
+    a scheduled run fires and does its work in the project."""
+    import urllib.request
+
+    root = project_copy(tmp_path / "project", runs=RUNS, seeds=[1], limits=SMOKE_LIMITS)
+    port = free_port()
+    child_env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    child_env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    proc = subprocess.Popen([sys.executable, "-m", "flows.deploy", "--interval", "5", "--port", str(port),
+                             "--project-dir", str(root), "--targets", "download@fashion_mnist"],
+                            cwd=REPO, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    api = f"http://127.0.0.1:{port}/api"
+    states = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and "COMPLETED" not in states:
+            time.sleep(2)
+            request = urllib.request.Request(f"{api}/flow_runs/filter", data=b"{}", method="POST",
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    states = [run["state_type"] for run in json.loads(response.read())]
+            except OSError:
+                continue
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    assert "COMPLETED" in states, out[-3000:]
+    assert sorted(p.name for p in (root / "data/raw/fashion_mnist").iterdir()) == \
+        sorted(p.name for p in FASHION_MNIST_DIR.glob("*.gz"))
+
+
 def test_scheduled_workflow_and_deployment_share_a_cron():
     workflow = yaml.safe_load((REPO / ".github" / "workflows" / "scheduled.yml").read_text())
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
