@@ -521,3 +521,42 @@ def test_scheduled_workflow_and_deployment_share_a_cron():
     assert [s.schedule.cron for s in deployment.schedules] == [cron]
     assert deployment.parameters == {"concurrency": 2}
     assert deployment.entrypoint.endswith("flows/pipeline.py:ch11_pipeline")
+
+
+# ------------------------------------------------------------------------------------------------------
+# (f) fault drill: the whole flow killed with SIGKILL mid-run, then rerun
+
+
+def flow_cli(root: Path) -> list[str]:
+    return [sys.executable, "-m", "flows.pipeline", "--targets", *TARGETS, "--concurrency", "2",
+            "--project-dir", str(root)]
+
+
+def results(root: Path) -> dict[str, bytes]:
+    files = sorted((root / "models").rglob("*.npz")) + sorted((root / "metrics/fashion_mnist").rglob("*.json"))
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in files if "/timing/" not in p.as_posix()}
+
+
+@pytest.mark.slow
+def test_a_flow_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path, env):
+    limits = {**SMOKE_LIMITS, "max_epochs": 4, "max_train_samples": 3000}
+    clean = project_copy(tmp_path / "clean", runs=RUNS, seeds=[1], limits=limits)
+    killed = project_copy(tmp_path / "killed", runs=RUNS, seeds=[1], limits=limits)
+    subprocess.run(flow_cli(clean), cwd=REPO, check=True, capture_output=True, text=True, timeout=900)
+
+    proc = subprocess.Popen(flow_cli(killed), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not list(killed.glob(".checkpoints/*/state/state.json")):
+        time.sleep(0.1)
+    os.killpg(proc.pid, 9)  # the flow and every stage command it started, at once
+    proc.wait()
+    finished = set(lock(killed)) if (killed / "dvc.lock").exists() else set()
+    assert not {f"train@{run}" for run in RUNS} <= finished, "the kill must land while training runs"
+
+    rerun = subprocess.run(flow_cli(killed), cwd=REPO, check=True, capture_output=True, text=True, timeout=900)
+    summary = json.loads(rerun.stdout[rerun.stdout.index("{"):])
+    assert not finished & set(summary["ran"]), "a stage that had finished before the kill ran again"
+    assert json.loads(dvc(killed, "status", "-q", "--json", *TARGETS).stdout or "{}") == {}
+    assert results(killed) == results(clean)
+    assert not list(killed.rglob("*.tmp"))  # no half-written output left behind
