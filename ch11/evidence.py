@@ -62,6 +62,15 @@ class RunData:
     def diverged(self) -> list[int]:
         return [s for s in self.seeds if self.evals[s].get("diverged")]
 
+    def still_improving(self) -> str:
+        """A warning when the best validation epoch sits in the last tenth of a fixed budget (no early
+        stopping): the run had not converged, so its numbers may be budget-limited."""
+        best = v.finite(self.values("best_epoch").values())
+        epochs = v.finite(self.values("epochs").values())
+        if not best or "early stopping" in self.budget or np.mean(best) < 0.9 * max(epochs):
+            return ""
+        return f"`{self.name}` (best epoch {np.mean(best):.1f} of {max(epochs):.0f})"
+
     def lr_changed(self) -> bool:
         return any(v.lr_changed(h["learning_rate"].tolist()) for h in self.histories.values())
 
@@ -221,6 +230,15 @@ def check_row(item: Check, runs: dict[str, RunData]) -> Row:
     return row
 
 
+def add_budget_warnings(row: Row, runs: dict[str, RunData]) -> None:
+    """Say beside a verdict when a run it rests on had not converged within its budget."""
+    names = [row.item.a, row.item.b] if row.kind == "comparison" else [row.item.run]
+    warnings = [w for n in dict.fromkeys(names) if (w := runs[n].still_improving())]
+    if warnings and row.verdict != v.NOT_TESTED:
+        note = "not converged in its budget: " + ", ".join(warnings)
+        row.why = f"{row.why}; {note}" if row.why else note
+
+
 def judge(claims: Claims, dataset: str, runs: dict[str, RunData]) -> dict[int, list[Row]]:
     """Every claim item of ``dataset``'s experiments, judged; Holm over all comparisons of the report."""
     rows: dict[int, list[Row]] = {}
@@ -233,6 +251,8 @@ def judge(claims: Claims, dataset: str, runs: dict[str, RunData]) -> dict[int, l
     for row, p in zip(tested, v.holm([r.p for r in tested])):
         row.p_holm = p
         judge_comparison(row, claims.delta)
+    for row in (r for rs in rows.values() for r in rs if r.kind != "check"):
+        add_budget_warnings(row, runs)
     return rows
 
 

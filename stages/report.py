@@ -196,6 +196,11 @@ def experiment_section(number: int, exp, rows: list[ev.Row], runs, dataset: str,
                                     + (f", {len(runs[n].diverged())} diverged" if runs[n].diverged() else "") + ")"
                                     for n, label in present.items()) + ".",
               "Budget: " + "; ".join(dict.fromkeys(runs[n].budget for n in present)) + " (reasons: params.yaml).", ""]
+    unconverged = [w for n in present if (w := runs[n].still_improving())]
+    if unconverged:
+        lines += ["**Not converged within the budget** (mean best validation epoch in the budget's last tenth; "
+                  "a longer budget may change their numbers and the verdicts resting on them): "
+                  + ", ".join(unconverged) + ".", ""]
     if not exp.reported:
         lines += ["The write-up reports no number here: our measurements only, nothing to confirm or contradict.",
                   ""]

@@ -165,6 +165,12 @@ def test_clear_agreement_is_confirmed_after_holm(report):
     assert "**confirmed**" in row and "+2.45 pts" in row
 
 
+def test_a_run_still_improving_at_the_end_of_its_budget_is_flagged(report):
+    exp12 = section((report / "results.md").read_text(), 12)  # constructed curves rise to the last epoch
+    assert "**Not converged within the budget**" in exp12 and "`e12_best_practices` (best epoch 5.0 of 5)" in exp12
+    assert "not converged in its budget" in table_row(exp12, "best practices − baseline")
+
+
 def test_a_schedule_that_never_changed_the_lr_is_not_tested(report):
     exp9 = section((report / "results.md").read_text(), 9)
     row = table_row(exp9, "ReduceLROnPlateau − constant")
