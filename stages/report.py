@@ -126,7 +126,9 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
             add(figures.layer_diagnostics(fig_dir / f"exp{number:02d}_layer_diagnostics.png",
                                           "Per-layer kernel gradient norm and activation std", series),
                 "Per-layer kernel gradient norm and output std on a fixed batch of 1,024 training images, at "
-                "initialisation and after training (mean over seeds with a finite value, log scale).")
+                "initialisation and after training (mean over seeds with a finite value, log scale). Inference "
+                "mode: at initialisation BatchNorm's moving statistics are still mean 0 / variance 1, so BN does "
+                "not normalise in the at-init panels.")
         elif fig == "variance":
             series = [{**s, "weight_var": s["init"]["weight_var"], "theory_var": s["init"]["theory_var"],
                        "weight_var_after": s["after"]["weight_var"] if s["after"] else None}
