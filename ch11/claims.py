@@ -79,6 +79,7 @@ class Experiment(Strict):
 
 class Claims(Strict):
     delta: Annotated[float, Field(gt=0)]
+    baselines: dict[str, str] = {}   # run -> what it is: runs several experiments compare against
     experiments: dict[int, Experiment]
 
     def of(self, dataset: str) -> dict[int, Experiment]:

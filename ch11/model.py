@@ -55,7 +55,8 @@ def dense(units: int, config: RunConfig, use_bias: bool = True) -> keras.layers.
 def hidden_block(units: int, config: RunConfig) -> list[keras.layers.Layer]:
     """One hidden layer: Dense, activation and batch norm in the run's order, dropout where it is placed.
 
-    before_dense (the book's dropout section): Dropout, Dense, ...; after_activation: ..., Dropout.
+    before_dense (the book's dropout section): Dropout, Dense, ...; after_activation: ..., Dropout;
+    before_output (the book's alpha-dropout solution of exercise 8): no dropout in the hidden layers.
     batch_norm before: Dense (no bias), BN, activation; after: Dense, activation, BN."""
     if config.batch_norm == "before":
         core = [dense(units, config, use_bias=False), keras.layers.BatchNormalization(),
@@ -66,11 +67,13 @@ def hidden_block(units: int, config: RunConfig) -> list[keras.layers.Layer]:
         core = [dense(units, config), activation_layer(config)]
     if config.dropout_placement == "before_dense":
         return dropout_layer(config) + core
-    return core + dropout_layer(config)
+    if config.dropout_placement == "after_activation":
+        return core + dropout_layer(config)
+    return core
 
 
 def output_layers(n_classes: int, config: RunConfig) -> list[keras.layers.Layer]:
-    before = dropout_layer(config) if config.dropout_placement == "before_dense" else []
+    before = dropout_layer(config) if config.dropout_placement in ("before_dense", "before_output") else []
     return before + [keras.layers.Dense(n_classes, activation="softmax", dtype="float32")]
 
 

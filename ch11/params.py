@@ -141,7 +141,7 @@ class RunConfig(Strict):
     negative_slope: PositiveFloat                     # leaky_relu
     initializer: Initializer
     batch_norm: Literal["none", "before", "after"]    # BN before or after the activation
-    dropout_placement: Literal["before_dense", "after_activation"]
+    dropout_placement: Literal["before_dense", "after_activation", "before_output"]
     input_scaling: Literal["unit", "standardize"]
     dropout: Fraction
     dropout_kind: Literal["dropout", "alpha"]

@@ -20,6 +20,7 @@ from ch11 import atomic
 from ch11.params import RunConfig
 
 TRAIN_EVAL_SIZE = 5000   # training images scored in inference mode after each epoch (overfitting gap)
+INFERENCE_BATCH = 1024
 STATEFUL = {keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
             keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch", "stopped_epoch")}
 
@@ -59,9 +60,21 @@ def tf_batches(x, y, batch_size: int, seed: int, first_epoch: int, epochs: int):
     epoch = tf.Variable(0, dtype=tf.int32, trainable=False)
     xs, ys = tf.constant(x), tf.constant(y)
     rows = tf.data.Dataset.from_tensors(0).flat_map(
-        lambda _: tf.data.Dataset.from_tensor_slices(tf.gather(orders, epoch)).batch(batch_size))
+        lambda _: tf.data.Dataset.from_tensor_slices(tf.gather(orders, epoch)).batch(batch_size)
+    ).apply(tf.data.experimental.assert_cardinality(math.ceil(len(x) / batch_size)))  # else Keras warns
     advance = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: epoch.assign_add(1))
     return rows.map(lambda r: (tf.gather(xs, r), tf.gather(ys, r))).prefetch(tf.data.AUTOTUNE), advance
+
+
+def inference_input(x, y=None) -> dict:
+    """Keyword arguments ``x`` (, ``y``, ``batch_size``) for ``evaluate``/``predict``. On TensorFlow a plain
+    tf.data pipeline: Keras' array adapter adds a parallel map that op determinism rewrites, and TensorFlow
+    then logs a harmless but alarming ``NodeDef mentions attribute use_unbounded_threadpool`` error."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return {"x": tf.data.Dataset.from_tensor_slices(x if y is None else (x, y)).batch(INFERENCE_BATCH)}
+    return {"x": x, "batch_size": INFERENCE_BATCH} | ({} if y is None else {"y": y})
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -73,7 +86,7 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        scores = self.model.evaluate(self.x, self.y, batch_size=1024, verbose=0, return_dict=True)
+        scores = self.model.evaluate(**inference_input(self.x, self.y), verbose=0, return_dict=True)
         logs["train_eval_accuracy"] = float(scores["accuracy"])
         self.rows.append({"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
 
@@ -198,7 +211,9 @@ def fit(model, config: RunConfig, data: dict, seed: int, workdir: Path, *, epoch
         batches, extra = EpochBatches(x, y, config.batch_size, seed, start), []
     callbacks = [*extra, EpochLog(x, y, rows), keras.callbacks.TerminateOnNaN(),
                  *[Resumable(cb, restored=done > 0) for cb in stateful], Checkpoint(workdir, rows, stateful)]
-    model.fit(batches, validation_data=data["valid"], validation_batch_size=1024, epochs=epochs,
+    valid = inference_input(*data["valid"])
+    model.fit(batches, validation_data=(valid["x"], valid["y"]) if "y" in valid else valid["x"],
+              validation_batch_size=valid.get("batch_size"), epochs=epochs,
               initial_epoch=start, shuffle=False, verbose=0, callbacks=callbacks)
     return rows
 
@@ -211,11 +226,11 @@ def history_frame(rows: list[dict]) -> pd.DataFrame:
     return frame[first + sorted(c for c in frame.columns if c not in first)]
 
 
-def predict(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    return model.predict(x, batch_size=batch_size, verbose=0)
+def predict(model, x: np.ndarray) -> np.ndarray:
+    return model.predict(**inference_input(x), verbose=0)
 
 
-def mc_predict(model, x: np.ndarray, samples: int, batch_size: int = 1024) -> np.ndarray:
+def mc_predict(model, x: np.ndarray, samples: int, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
     """MC dropout: mean of ``samples`` passes with (alpha) dropout active and everything else in inference."""
     stochastic = (keras.layers.Dropout, keras.layers.AlphaDropout)
     total = np.zeros((len(x), model.output_shape[-1]), dtype=np.float64)

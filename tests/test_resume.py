@@ -18,7 +18,7 @@ from tests.fixtures import FASHION_MNIST_DIR, project_copy
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
-RUN = "e12_best_practices"   # dropout (RNG state), BN, momentum, ReduceLROnPlateau (callback state)
+RUN = "e13_production"   # dropout (RNG state), BN, momentum, ReduceLROnPlateau and EarlyStopping (callback state)
 EPOCHS = 8
 
 
