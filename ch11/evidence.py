@@ -50,6 +50,7 @@ class RunData:
     infos: dict[int, dict]
     timing: dict[int, dict]
     budget: str = ""     # e.g. "30 epochs" or "≤ 100 epochs, early stopping (patience 15)"
+    max_epochs: int = 0  # the budget in epochs (after params.yaml's limits)
 
     def values(self, metric: str, scale: float = 1.0) -> dict[int, float | None]:
         source = self.timing if metric == "train_time_s" else self.evals
@@ -63,13 +64,15 @@ class RunData:
         return [s for s in self.seeds if self.evals[s].get("diverged")]
 
     def still_improving(self) -> str:
-        """A warning when the best validation epoch sits in the last tenth of a fixed budget (no early
-        stopping): the run had not converged, so its numbers may be budget-limited."""
-        best = v.finite(self.values("best_epoch").values())
-        epochs = v.finite(self.values("epochs").values())
-        if not best or "early stopping" in self.budget or np.mean(best) < 0.9 * max(epochs):
+        """A warning when the seeds that trained the whole budget (early stopping, if any, never fired)
+        had their best validation epoch in its last tenth, on average: the run had not converged, so its
+        numbers may be budget-limited."""
+        epochs, best = self.values("epochs"), self.values("best_epoch")
+        full = [best[s] for s in self.seeds if best[s] is not None and (epochs[s] or 0) >= self.max_epochs]
+        if not full or np.mean(full) < 0.9 * self.max_epochs:
             return ""
-        return f"`{self.name}` (best epoch {np.mean(best):.1f} of {max(epochs):.0f})"
+        some = f", {len(full)} of {len(self.seeds)} seeds used the whole budget" if len(full) < len(self.seeds) else ""
+        return f"`{self.name}` (best epoch {np.mean(full):.1f} of {self.max_epochs}{some})"
 
     def lr_changed(self) -> bool:
         return any(v.lr_changed(h["learning_rate"].tolist()) for h in self.histories.values())
@@ -100,7 +103,7 @@ def load_run(params, dataset: str, name: str) -> RunData:
     patience = config.early_stopping.patience
     budget = (f"≤ {config.epochs} epochs, early stopping (patience {patience})" if patience
               else f"{config.epochs} epochs")
-    return RunData(name, seeds, evals, histories, infos, timing, budget)
+    return RunData(name, seeds, evals, histories, infos, timing, budget, config.epochs)
 
 
 @dataclass
@@ -269,7 +272,7 @@ def per_epoch(run: RunData, column: str, scale: float = 100.0) -> dict | None:
         mean.append(float(np.mean(vals)) if vals else math.nan)
         std.append(float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan)
     return {"epochs": np.arange(1, longest + 1), "mean": np.asarray(mean), "std": np.asarray(std),
-            "n_note": n_note(counts)}
+            "counts": counts, "n_note": n_note(counts)}
 
 
 def n_note(counts: list[int]) -> str:

@@ -116,6 +116,7 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
         "Per variant: bar = mean over the seeds that did not diverge, error bar = ±1 std, dots = seeds, "
         "red diamond = the write-up's reported value.")
     curves = [{"label": label, **c} for run, label in shown if (c := ev.per_epoch(run, "val_accuracy"))]
+    write_curves(fig_dir.parent / "curves" / f"exp{number:02d}.csv", curves)
     add(figures.learning_curves(fig_dir / f"exp{number:02d}_learning_curves.png",
                                 f"{title} — validation accuracy per epoch", curves),
         "Validation accuracy per epoch: mean over the seeds with a finite value at that epoch (the legend "
@@ -161,6 +162,16 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
     return out
 
 
+def write_curves(path: Path, curves: list[dict]) -> None:
+    """The experiment's mean validation curves, one row per (run, epoch): the data of its DVC plot."""
+    if not curves:
+        return
+    frame = pd.concat([pd.DataFrame({"epoch": c["epochs"], "run": c["label"], "val_accuracy": c["mean"].round(3),
+                                     "seeds": c["counts"]}) for c in curves])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.dropna(subset=["val_accuracy"]).to_csv(path, index=False)
+
+
 def layer_series(shown: list[tuple[ev.RunData, str]]) -> list[dict]:
     """Per run with probe data: its label, layers, tick labels and per-layer means at init and after."""
     series = []
@@ -200,7 +211,8 @@ def experiment_section(number: int, exp, rows: list[ev.Row], runs, dataset: str,
               "Budget: " + "; ".join(dict.fromkeys(runs[n].budget for n in present)) + " (reasons: params.yaml).", ""]
     unconverged = [w for n in present if (w := runs[n].still_improving())]
     if unconverged:
-        lines += ["**Not converged within the budget** (mean best validation epoch in the budget's last tenth; "
+        lines += ["**Not converged within the budget** (seeds that used the whole budget, early stopping never firing, "
+                  "had their best validation epoch in its last tenth on average; "
                   "a longer budget may change their numbers and the verdicts resting on them): "
                   + ", ".join(unconverged) + ".", ""]
     if not exp.reported:

@@ -152,6 +152,13 @@ def test_metrics_and_plots_diff_between_branches(reproduced, tmp_path):
         page = tmp_path / "plots/index.html"
         assert page.exists(), plots.stdout
         assert page.stat().st_size < 10_000_000  # the default plot set stays small (no per-stage plots)
+        shown = json.loads(dvc(root, "plots", "diff", "main", "selu-dropout", "--json").stdout)["data"]
+        curves = root / "reports" / "fashion_mnist" / "curves"
+        assert {k for k in shown if "/curves/" in k} == {f"{curves.relative_to(root)}/{p.name}"
+                                                         for p in curves.glob("exp*.csv")}  # one per experiment
+        exp04 = shown["reports/fashion_mnist/curves/exp04.csv"][0]["content"]["data"]["values"]
+        assert {(row["run"], row["rev"]) for row in exp04} == {
+            (run, rev) for run in ("ReLU", "SELU") for rev in ("main", "selu-dropout")}
     finally:
         git(root, "checkout", "-q", "main")
         dvc(root, "checkout", "--force", "--with-deps", *FASHION_TARGETS)

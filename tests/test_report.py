@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -28,9 +29,9 @@ SPECS = {
                       "init": "poor_normal"},
     "e05_bn_after": {"acc": BASE, "epoch1": [0.819, 0.829, 0.818, 0.809, 0.820]},
     "e09_plateau": {"acc": [0.871, 0.873, 0.869, 0.872, 0.870], "epoch1": [0.80] * 5},
-    "baseline_es": {"acc": [a - 0.01 for a in BASE], "epoch1": [0.80] * 5},
-    "e13_production_common": {"acc": [a + 0.0145 for a in BASE], "epoch1": [0.80] * 5},
-    "e13_production": {"acc": [0.700, 0.702, 0.701, 0.699, 0.700], "epoch1": [0.60] * 5, "epochs": 12},
+    "baseline_es": {"acc": [a - 0.01 for a in BASE], "epoch1": [0.80] * 5, "epochs": 4},
+    "e13_production_common": {"acc": [a + 0.0145 for a in BASE], "epoch1": [0.80] * 5, "epochs": 4},
+    "e13_production": {"acc": [0.700, 0.702, 0.701, 0.699, 0.700], "epoch1": [0.60] * 5, "epochs": 4},
 }
 
 
@@ -90,6 +91,7 @@ def write_run(root: Path, run: str, spec: dict, index: int) -> None:
 def make_project(root: Path, specs: dict = SPECS) -> Path:
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     params["seeds"] = SEEDS
+    params["limits"]["max_epochs"] = 5  # the constructed histories' budget (4 epochs: early-stopped runs)
     params["runs"] = {k: v for k, v in params["runs"].items() if k in specs}
     params["transfer_runs"], params["cifar_runs"] = {}, {}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -171,7 +173,21 @@ def test_a_run_still_improving_at_the_end_of_its_budget_is_flagged(report):
     exp5 = section(text, 5)
     assert "**Not converged within the budget**" in exp5 and "`e05_bn_after` (best epoch 5.0 of 5)" in exp5
     assert "not converged in its budget" in table_row(exp5, "BN after activation − no BN")
-    assert "Not converged" not in section(text, 12)  # early stopping ends those runs, not the budget
+    assert "Not converged" not in section(text, 12)  # early stopping ended those runs before the budget
+
+
+def test_early_stopping_that_never_fired_is_flagged_like_a_fixed_budget():
+    from ch11.evidence import RunData
+
+    def run(epochs: list[int], best: list[int]) -> RunData:
+        evals = {s: {"epochs": e, "best_epoch": b} for s, (e, b) in enumerate(zip(epochs, best), start=1)}
+        return RunData("r", list(evals), evals, {}, {}, {}, "≤ 100 epochs, early stopping (patience 15)", 100)
+
+    assert run([100, 100, 100], [97, 99, 95]).still_improving() == "`r` (best epoch 97.0 of 100)"
+    assert run([100, 60, 100], [97, 45, 95]).still_improving() == \
+        "`r` (best epoch 96.0 of 100, 2 of 3 seeds used the whole budget)"
+    assert run([60, 70, 55], [45, 55, 40]).still_improving() == ""  # early stopping ended every seed
+    assert run([100, 100, 100], [50, 60, 70]).still_improving() == ""  # converged well inside the budget
 
 
 def test_a_schedule_that_never_changed_the_lr_is_not_tested(report):
@@ -196,6 +212,16 @@ def test_the_write_ups_disagreeing_baselines_are_named(report):
     assert "compare against `baseline` (He init" in part and "85.00 % (exp. 1)" in part
     assert "compare against `baseline_es` (the same network" in part and "87.60 % (exp. 12)" in part
     assert "span 2.60 pts (85.00–87.60 %)" in part
+
+
+def test_each_experiment_writes_the_data_of_its_grouped_dvc_plot(report):
+    bn = pd.read_csv(report / "curves" / "exp05.csv")
+    assert list(bn.columns) == ["epoch", "run", "val_accuracy", "seeds"]
+    assert set(bn["run"]) == {"no BN", "BN after activation"}  # the experiment's runs present, by label
+    first = bn[(bn["run"] == "no BN") & (bn["epoch"] == 1)]
+    assert first["val_accuracy"].item() == pytest.approx(80.0) and first["seeds"].item() == 5
+    poor = pd.read_csv(report / "curves" / "exp01.csv")
+    assert poor[poor["run"] == "poor init N(0,1)"]["seeds"].max() == 3  # diverged seeds are not averaged in
 
 
 def test_summary_table_lists_every_run(report):
