@@ -11,20 +11,20 @@ Everything about the pipeline comes from DVC itself (dvc.yaml, dvc.lock, params.
 * a changed stage's outputs are removed, then checked out of DVC's cache when dvc.lock or the run cache
   already holds them (as `dvc repro` does); otherwise its command runs as a Prefect task, in a subprocess
   with the stage's working directory, up to ``concurrency`` at once (thread pool, or an existing Dask
-  cluster), the deepest ready stage first (each evaluation soon after its training);
-  ``download@*`` tasks are retried with exponential back-off;
+  cluster), the deepest ready stage first (each evaluation soon after its training). Retries are the
+  stages' own (download@ backs off per URL, params.yaml `download.retries`): the flow adds none;
 * after the command succeeds the stage is saved, its cached outputs committed to .dvc/cache and its
   dvc.lock entry written - the same calls, in the same order, that `dvc repro` makes after a command.
 
 DVC allows one writer per repository (its own lock is dropped while a command runs, so concurrent
 `dvc repro -s` calls race for it). Here every DVC call - status, removal, restore, commit, lock-file
-write - is made from the flow's thread, one at a time behind ``DVC_LOCK``, under DVC's repository lock,
-on the one ``Repo`` and stage objects loaded when planning (as `dvc repro` keeps them); only the
+write - goes through flows/dvc_adapter.py from the flow's thread, one at a time, under DVC's repository
+lock, on the one ``Repo`` and stage objects loaded when planning (as `dvc repro` keeps them); only the
 commands run in parallel. Stages whose commands end together are written to dvc.lock in one go: each
 write re-reads and re-writes the whole file, seconds with a full-size dvc.lock
 (`dvc repro` pays that per stage).
 
-Threads and devices: on a CPU host each command gets ``CH11_THREADS = max(1, cores // concurrency)``
+Threads and devices (flows/host.py): on a CPU host each command gets ``CH11_THREADS = max(1, cores // concurrency)``
 and ``concurrency`` defaults to the core count. On a GPU host (``nvidia-smi -L`` or
 ``CUDA_VISIBLE_DEVICES``; no framework is imported here) ``concurrency`` defaults to ``per_gpu`` (8)
 trainings per visible GPU, each pinned to one GPU with ``CUDA_VISIBLE_DEVICES`` and allocating memory
@@ -53,14 +53,11 @@ import argparse
 import json
 import os
 import queue
-import re
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +70,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.dvc_adapter import DvcAdapter
+from flows.host import command_env, cpu_cores, visible_gpus
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DVC_LOCK = threading.Lock()          # every DVC call of every flow run in this process, one at a time
-RETRY_GLOBS = ("download@*",)        # stages whose commands Prefect retries (network)
 STDERR_TAIL = 8                      # lines of a failed command's stderr quoted in the error
 METRICS_ARTIFACT = "ch11-run-metrics"
 # Trainings per GPU. Measured by the team on one H200 with Keras-JAX (shared/README.md): 8 production-MLP
@@ -87,203 +85,6 @@ FINISHED = ("ran", "restored", "skipped")
 
 class StageFailed(Exception):
     """A stage's command exited non-zero, or DVC could not prepare or record the stage; says which and why."""
-
-
-# --------------------------------------------------------------------------------------------------------
-# Host: cores, GPUs, per-command environment
-
-
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def visible_gpus() -> list[str]:
-    """CUDA device ids to pin commands to: CUDA_VISIBLE_DEVICES when set, else ``nvidia-smi -L``'s GPUs
-    (MIG instances by UUID when a GPU is partitioned); [] on a CPU host. Never imports TensorFlow."""
-    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if listed is not None:
-        ids = []
-        for item in (part.strip() for part in listed.split(",")):
-            if not item or item.startswith("-"):  # CUDA ignores everything from an invalid id on
-                break
-            ids.append(item)
-        return ids
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30,
-                             check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    gpus: list[tuple[str, list[str]]] = []
-    for line in out.splitlines():
-        if match := re.match(r"\s*GPU (\d+):", line):
-            gpus.append((match.group(1), []))
-        elif (match := re.search(r"\bMIG\b.*\(UUID: (MIG-[^)\s]+)\)", line)) and gpus:
-            gpus[-1][1].append(match.group(1))
-    return [device for index, migs in gpus for device in (migs or [index])]
-
-
-def command_env(slot: int, threads: int, gpus: list[str]) -> dict[str, str]:
-    """Variables set for the command running in ``slot`` (added to the worker's own environment): slots
-    go round the GPUs, so ``per_gpu`` trainings share each one, none pre-allocating its memory."""
-    env = {"CH11_THREADS": str(threads)}
-    if gpus:
-        env.update(CUDA_VISIBLE_DEVICES=gpus[slot % len(gpus)], XLA_PYTHON_CLIENT_PREALLOCATE="false",
-                   TF_FORCE_GPU_ALLOW_GROWTH="true")
-    return env
-
-
-# --------------------------------------------------------------------------------------------------------
-# DVC bookkeeping: one caller at a time, under DVC's own lock too
-
-
-class DvcBook:
-    """Every DVC call a flow run makes, on one ``Repo`` opened by :meth:`plan` (the stage objects loaded
-    then are the ones prepared and recorded, as in `dvc repro`). Each call takes ``DVC_LOCK`` and DVC's
-    repository lock, and works from the project root; ``close()`` releases the Repo."""
-
-    LOCK_TRIES = 10  # DVC waits 3 s per try: someone else's `dvc status` may hold the lock a while
-
-    def __init__(self, root: Path):
-        self.root = str(root)
-        self._repo = None
-        self.stages: dict[str, Any] = {}
-
-    def close(self) -> None:
-        with DVC_LOCK:
-            if self._repo is not None:
-                self._repo.close()
-                self._repo = None
-
-    @contextmanager
-    def repo(self):
-        from dvc.lock import LockError
-        from dvc.repo import Repo
-
-        with DVC_LOCK:
-            # DVC resolves targets and stage addresses against the working directory (its CLI runs in
-            # the project): work from the project root while DVC_LOCK is held. The commands never
-            # depend on it (they get an explicit cwd), and no other DVC call can run meanwhile.
-            previous = os.getcwd()
-            os.chdir(self.root)
-            try:
-                if self._repo is None:
-                    self._repo = Repo(self.root)
-                repo = self._repo
-                for attempt in range(self.LOCK_TRIES):
-                    try:
-                        repo.lock.lock()
-                        break
-                    except LockError:
-                        if attempt == self.LOCK_TRIES - 1:
-                            raise
-                        time.sleep(1.0)
-                # What dvc.repo.lock_repo does once it holds the lock (its depth counter keeps DVC's own
-                # @locked methods from locking again)
-                repo._lock_depth += 1
-                try:
-                    repo._reset()
-                    with repo.scm_context(quiet=True):
-                        yield repo
-                finally:
-                    repo._reset()
-                    repo._lock_depth -= 1
-                    repo.lock.unlock()
-            finally:
-                os.chdir(previous)
-
-    def plan(self, targets: list[str] | None) -> tuple[list[str], dict[str, list[str]]]:
-        """The stages to look at, in `dvc repro`'s order, and each one's upstream stages among them."""
-        from dvc.repo.reproduce import get_active_graph, plan_repro
-
-        with self.repo() as repo:
-            graph = get_active_graph(repo.index.graph)
-            chosen = select_stages(list(graph), targets)
-            order = plan_repro(graph, chosen)
-            names = {stage.addressing for stage in order}
-            upstream = {stage.addressing: sorted(dep.addressing for dep in graph.successors(stage)
-                                                 if dep.addressing in names) for stage in order}
-        self.stages = {stage.addressing: stage for stage in order}
-        return [stage.addressing for stage in order], upstream
-
-    def prepare(self, name: str) -> tuple[str, Any]:
-        """What `dvc repro` does for stage ``name`` before its command: ("skipped", None) when unchanged;
-        ("restored", None) when its outputs came out of the cache; else ("run", (commands, cwd, env))
-        with the outputs removed and the deps saved, ready for the command."""
-        from dvc.repo.reproduce import _reproduce_stage
-        from dvc.stage.cache import RunCacheNotFoundError
-        from dvc.stage.run import _enforce_cmd_list, _make_cmd, get_executable
-
-        with self.repo() as repo:
-            stage = self.stages[name]
-            if stage.frozen or not stage.cmd or stage.is_import:
-                # Nothing to run in parallel (data sources, imports, frozen stages): let DVC do it all.
-                return ("restored" if _reproduce_stage(stage) else "skipped"), None
-            if not stage.changed():
-                return "skipped", None
-            stage.remove_outs(ignore_remove=False, force=False)
-            try:
-                repo.stage_cache.restore(stage)  # dvc.lock's own entry, or the run cache
-            except RunCacheNotFoundError:
-                stage.save_deps()
-                executable = get_executable()
-                commands = [_make_cmd(executable, cmd) for cmd in _enforce_cmd_list(stage.cmd)]
-                env = {"DVC_ROOT": repo.root_dir, "DVC_STAGE": stage.addressing}
-                return "run", (commands, stage.wdir, env)
-            self._save(stage)
-            stage.dump(update_pipeline=False)
-            return "restored", None
-
-    def record(self, names: list[str]) -> dict[str, str]:
-        """What `dvc repro` does after a stage's command - save deps and outs, commit the outs to the
-        cache, write the stage's dvc.lock entry - for several finished stages at once (one read and
-        write of each lock file for all of them). Returns {name: error} for those that could not be."""
-        errors: dict[str, str] = {}
-        with self.repo():
-            saved = []
-            for name in names:
-                stage = self.stages[name]
-                try:
-                    self._save(stage)
-                except Exception as exc:  # noqa: BLE001 - e.g. a declared output the command did not write
-                    errors[name] = f"stage '{name}' ran but DVC could not record it: {exc}"
-                else:
-                    saved.append(stage)
-            by_file: dict[str, list] = {}
-            for stage in saved:
-                by_file.setdefault(stage.dvcfile.path, []).append(stage)
-            for stages in by_file.values():
-                stages[0].dvcfile.dump_stages(stages, update_pipeline=False)
-        return errors
-
-    @staticmethod
-    def _save(stage) -> None:
-        # Stage.run's tail, as in dvc/stage/__init__.py (the dump follows, as in dvc/repo/reproduce.py)
-        no_cache_outs = any(not out.use_cache for out in stage.outs if not (out.is_metric or out.is_plot))
-        stage.save(run_cache=not no_cache_outs)
-        stage.commit()
-
-
-def select_stages(stages: list, targets: list[str] | None) -> list:
-    """Stages matching any target: an exact name, a group (``train`` = every ``train@...``) or a glob."""
-    if not targets:
-        return list(stages)
-    chosen, unmatched = [], []
-    for target in targets:
-        hits = [stage for stage in stages
-                if any(fnmatchcase(label, target) for label in (stage.addressing, stage.name))
-                or stage.name.split("@", 1)[0] == target]
-        if not hits:
-            unmatched.append(target)
-        chosen.extend(stage for stage in hits if stage not in chosen)
-    if unmatched:
-        groups = sorted({stage.name.split("@", 1)[0] for stage in stages})
-        raise ValueError(f"no stage matches target(s) {', '.join(map(repr, unmatched))}. Targets are stage "
-                         f"names (e.g. train@e04_relu-1), groups ({', '.join(groups)}) or fnmatch globs "
-                         "(e.g. 'train@e04_*').")
-    return chosen
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -354,12 +155,12 @@ class Scheduler:
     runner when it must run, and recorded (DVC) when the command finishes; at most ``concurrency``
     commands at once. All DVC calls happen in the calling thread (the flow's), one at a time."""
 
-    def __init__(self, book: DvcBook, order: list[str], upstream: dict[str, list[str]], runner,
-                 concurrency: int, threads: int, gpus: list[str], keep_going: bool, retries: int,
-                 retry_delay_s: float, logger, stage_timeout_s: float | None = None):
+    def __init__(self, book: DvcAdapter, order: list[str], upstream: dict[str, list[str]], runner,
+                 concurrency: int, threads: int, gpus: list[str], keep_going: bool, logger,
+                 stage_timeout_s: float | None = None):
         self.book, self.order, self.upstream, self.runner = book, order, upstream, runner
         self.threads, self.gpus, self.keep_going, self.logger = threads, gpus, keep_going, logger
-        self.retries, self.retry_delay_s, self.stage_timeout_s = retries, retry_delay_s, stage_timeout_s
+        self.stage_timeout_s = stage_timeout_s
         self.state = dict.fromkeys(order, "pending")
         self.dispatch_order = deepest_first(order, upstream)
         self.free_slots = list(range(concurrency))
@@ -424,11 +225,7 @@ class Scheduler:
     def _submit(self, name: str, commands: list[list[str]], cwd: str, env: dict[str, str]) -> None:
         slot = self.free_slots.pop(0)
         env = {**env, **command_env(slot, self.threads, self.gpus)}
-        options: dict[str, Any] = {"name": name, "task_run_name": name}
-        if any(fnmatchcase(name, pattern) for pattern in RETRY_GLOBS) and self.retries > 0:
-            options.update(retries=self.retries,
-                           retry_delay_seconds=[self.retry_delay_s * 2 ** i for i in range(self.retries)])
-        job = run_stage_command.with_options(**options)
+        job = run_stage_command.with_options(name=name, task_run_name=name)
         future = self.runner.submit(job, {"stage": name, "commands": commands, "cwd": cwd, "env": env,
                                           "timeout_s": self.stage_timeout_s})
         self.state[name] = "running"
@@ -535,7 +332,7 @@ def publish_artifacts(root: Path) -> None:
 @flow(name="ch11-pipeline")
 def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = None,
                   dask_address: str | None = None, project_dir: str | None = None, keep_going: bool = False,
-                  retries: int = 3, retry_delay_s: float = 10.0, per_gpu: int = PER_GPU,
+                  per_gpu: int = PER_GPU,
                   stage_timeout_s: float | None = None) -> dict[str, list[str]]:
     """Bring the targets (default: every stage) and their upstream up to date, like `dvc repro`, running
     independent stage commands in parallel.
@@ -548,20 +345,19 @@ def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = No
         dask_address: run the commands on this existing Dask scheduler instead of a thread pool.
         project_dir: the DVC project; default the one this file belongs to.
         keep_going: after a failure, still run what does not depend on the failed stage.
-        retries, retry_delay_s: Prefect retries of download@ commands, after retry_delay_s * 2**i seconds.
     """
     logger = get_run_logger()
     root = Path(project_dir or PROJECT_ROOT).resolve()
-    book = DvcBook(root)
+    book = DvcAdapter(root)
     try:
-        return _run(book, root, targets, concurrency, dask_address, keep_going, retries, retry_delay_s,
-                    per_gpu, logger, stage_timeout_s)
+        return _run(book, root, targets, concurrency, dask_address, keep_going, per_gpu, logger,
+                    stage_timeout_s)
     finally:
         book.close()
 
 
-def _run(book: DvcBook, root: Path, targets, concurrency, dask_address, keep_going, retries, retry_delay_s,
-         per_gpu, logger, stage_timeout_s=None) -> dict[str, list[str]]:
+def _run(book: DvcAdapter, root: Path, targets, concurrency, dask_address, keep_going, per_gpu, logger,
+         stage_timeout_s=None) -> dict[str, list[str]]:
     gpus = visible_gpus()
     cores = cpu_cores()
     concurrency = concurrency or per_gpu * len(gpus) or cores
@@ -580,7 +376,7 @@ def _run(book: DvcBook, root: Path, targets, concurrency, dask_address, keep_goi
     try:
         with runner:
             scheduler = Scheduler(book, order, upstream, runner, concurrency, threads, gpus, keep_going,
-                                  retries, retry_delay_s, logger, stage_timeout_s)
+                                  logger, stage_timeout_s)
             summary = scheduler.run()
     finally:
         try:
@@ -610,13 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dask-address", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--project-dir", help="the DVC project (default: this checkout)")
     parser.add_argument("--keep-going", action="store_true", help="after a failure, run what does not depend on it")
-    parser.add_argument("--retries", type=int, default=3, help="Prefect retries of download@ stages (default 3)")
-    parser.add_argument("--retry-delay", type=float, default=10.0, help="first retry delay in seconds (doubles)")
     args = parser.parse_args(argv)
     try:
         summary = ch11_pipeline(targets=args.targets, concurrency=args.concurrency, dask_address=args.dask_address,
-                                project_dir=args.project_dir, keep_going=args.keep_going, retries=args.retries,
-                                retry_delay_s=args.retry_delay, per_gpu=args.per_gpu,
+                                project_dir=args.project_dir, keep_going=args.keep_going, per_gpu=args.per_gpu,
                                 stage_timeout_s=args.stage_timeout)
     except StageFailed as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -307,7 +307,7 @@ def test_a_hanging_stage_is_killed_at_its_timeout_with_a_clear_message(prefect, 
 
 
 # ------------------------------------------------------------------------------------------------------
-# (c) Prefect retries a flaky download
+# (c) a flaky download: one retry layer
 
 
 class FlakyServer:
@@ -342,26 +342,34 @@ class FlakyServer:
 
 
 @pytest.mark.slow
-def test_a_flaky_download_succeeds_through_prefect_retries(tmp_path, pipeline):
+def test_a_flaky_download_is_retried_by_the_stage_alone(tmp_path, pipeline):
+    """One retry layer: the download stage's own back-off (params.yaml), never multiplied by Prefect's."""
     archive = write_cifar_archive(tmp_path / "archive", per_batch=20)  # 5 x 20 train, 20 test images
     data = archive.read_bytes()
-    server = FlakyServer({f"/cifar/{archive.name}": data}, fail=2)
     root = project_copy(tmp_path / "project", runs=RUNS, seeds=[1], limits=SMOKE_LIMITS)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["download"].update(local_dirs=[], retries=0, backoff_s=0.01, timeout_s=10)  # no in-stage retry
-    params["download"]["cifar10"].update(urls=[server.url], mirrors=[],
-                                         files={archive.name: {"sha256": hashlib.sha256(data).hexdigest(),
-                                                               "hash_of": "file"}})
-    params["validate"]["cifar10"].update(rows={"train": 100, "test": 20}, validation_size=20)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        state = pipeline(targets=["validate@cifar10"], concurrency=CONCURRENCY, project_dir=str(root),
-                         retries=3, retry_delay_s=0.2, return_state=True)
-    finally:
-        server.close()
+
+    def attempt(fail: int, retries: int):
+        server = FlakyServer({f"/cifar/{archive.name}": data}, fail=fail)
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["download"].update(local_dirs=[], retries=retries, backoff_s=0.01, timeout_s=10)
+        params["download"]["cifar10"].update(urls=[server.url], mirrors=[],
+                                             files={archive.name: {"sha256": hashlib.sha256(data).hexdigest(),
+                                                                   "hash_of": "file"}})
+        params["validate"]["cifar10"].update(rows={"train": 100, "test": 20}, validation_size=20)
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        try:
+            state = pipeline(targets=["validate@cifar10"], concurrency=CONCURRENCY, project_dir=str(root),
+                             return_state=True)
+        finally:
+            server.close()
+        return state, server.requests
+
+    state, requests = attempt(fail=1, retries=0)
+    assert state.is_failed() and len(requests) == 1  # no retry configured: tried once, not by Prefect again
+    state, requests = attempt(fail=2, retries=2)
     assert state.is_completed(), state.message
     assert state.result()["ran"] == ["download@cifar10", "validate@cifar10"]
-    assert server.requests == [f"/cifar/{archive.name}"] * 3  # 503, 503, then 200: three task attempts
+    assert requests == [f"/cifar/{archive.name}"] * 3  # 503, 503, then 200: the stage's own back-off
     assert (root / "data" / "raw" / "cifar10" / archive.name).read_bytes() == data
     assert {"download@cifar10", "validate@cifar10"} <= set(lock(root))
 
@@ -373,7 +381,7 @@ def test_a_flaky_download_succeeds_through_prefect_retries(tmp_path, pipeline):
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
             task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=["download@cifar10"])))
-    assert [run.run_count for run in runs] == [3]
+    assert [run.run_count for run in runs] == [1]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -407,9 +415,10 @@ def test_flow_on_an_existing_dask_cluster(twins, pipeline):
 
 
 def test_targets_select_stages_and_their_upstream_from_dvc(tmp_path, request):
-    from flows.pipeline import DvcBook, deepest_first
+    from flows.dvc_adapter import DvcAdapter
+    from flows.pipeline import deepest_first
 
-    book = DvcBook(project_copy(tmp_path / "project", runs=RUNS, seeds=[1], limits=SMOKE_LIMITS))
+    book = DvcAdapter(project_copy(tmp_path / "project", runs=RUNS, seeds=[1], limits=SMOKE_LIMITS))
     request.addfinalizer(book.close)
     order, upstream = book.plan(["train@*"])
     assert set(order) == {"download@fashion_mnist", "validate@fashion_mnist", "train@baseline",
@@ -429,7 +438,7 @@ def test_targets_select_stages_and_their_upstream_from_dvc(tmp_path, request):
 
 
 def test_gpus_from_nvidia_smi_or_cuda_visible_devices(tmp_path, monkeypatch):
-    from flows.pipeline import command_env, visible_gpus
+    from flows.host import command_env, visible_gpus
 
     fake = tmp_path / "bin" / "nvidia-smi"
     fake.parent.mkdir()
