@@ -1,6 +1,6 @@
 """Wall time of the Prefect flow (stage commands in parallel) vs serial `dvc repro`, on the same stale runs.
 
-Two fresh project copies (tests.fixtures.project_copy), each with the same RUNS, seed 1, the full data and
+Two fresh project copies (ch11.sandbox.project_copy), each with the same RUNS, seed 1, the full data and
 ``--epochs`` epochs (limits.max_epochs). Both are first brought up to date to validate@fashion_mnist,
 untimed, so that only the runs are stale. Then, one after the other:
 
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.fixtures import project_copy  # noqa: E402
+from ch11.sandbox import project_copy  # noqa: E402
 
 BIN = Path(sys.executable).parent
 RUNS = ["baseline", "e04_elu", "selu", "e04_gelu"]

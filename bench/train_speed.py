@@ -9,8 +9,11 @@ Usage: python bench/train_speed.py [--run e13_production] [--epochs 3]   (needs 
   ours-<b>      ch11.training.fit on backend <b>: data order from (seed, epoch), steps_per_execution
                 from params, per-epoch inference-mode accuracy on 5,000 training images, a checkpoint per
                 epoch, one thread
+  ours-<b>-<m>  the same in an instruction-set-stable mode m (see ISA_MODES): kernels that do not depend
+                on the host's vector instructions beyond AVX2
 The first epoch (tracing/compilation) is not counted: each variant trains 1 epoch, then ``--epochs`` more
-timed. Returns the per-epoch seconds as JSON lines, then the ratios.
+timed. Returns the per-epoch seconds and a hash of the trained weights (equal hashes: the mode computes
+the same numbers as the default on this host) as JSON lines, then the ratios.
 """
 from __future__ import annotations
 
@@ -24,7 +27,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("plain-tf", "plain-tf-1t", "ours-tensorflow", "ours-jax")
+ISA_MODES = {  # variant -> environment: oneDNN's kernels dispatch on the host's instruction set
+    "ours-tensorflow-onednn-off": {"TF_ENABLE_ONEDNN_OPTS": "0"},
+    "ours-tensorflow-onednn-avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "ours-jax-avx2": {"XLA_FLAGS_EXTRA": "--xla_cpu_max_isa=AVX2"},
+}
+VARIANTS = ("plain-tf", "plain-tf-1t", "ours-tensorflow", "ours-jax", *ISA_MODES)
 
 
 def child(variant: str, run: str, epochs: int) -> dict:
@@ -33,7 +41,10 @@ def child(variant: str, run: str, epochs: int) -> dict:
     from ch11 import backend
 
     os.environ["CH11_THREADS"] = "1"
-    backend.select("jax" if variant == "ours-jax" else "tensorflow")
+    backend.select("jax" if variant.startswith("ours-jax") else "tensorflow")
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + os.environ.get("XLA_FLAGS_EXTRA", "")).strip()
+    import hashlib
+
     import keras
 
     from ch11 import model as model_mod, params as params_mod, training
@@ -64,7 +75,9 @@ def child(variant: str, run: str, epochs: int) -> dict:
 
         train(0, 1)  # tracing / compilation
         seconds = train(1, 1 + epochs) / epochs
-    return {"variant": variant, "backend": keras.backend.backend(), "epoch_s": round(seconds, 3)}
+    weights = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()[:12]
+    return {"variant": variant, "backend": keras.backend.backend(), "epoch_s": round(seconds, 3),
+            "weights_sha": weights}
 
 
 def main() -> None:
@@ -80,13 +93,19 @@ def main() -> None:
     results = {}
     for variant in VARIANTS:
         out = subprocess.run([sys.executable, __file__, "--child", variant, "--run", args.run,
-                              "--epochs", str(args.epochs)], env=env, check=True, capture_output=True, text=True)
+                              "--epochs", str(args.epochs)], env={**env, **ISA_MODES.get(variant, {})},
+                             check=True, capture_output=True, text=True)
         results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
         print(json.dumps(results[variant]), flush=True)
     plain = results["plain-tf"]["epoch_s"]
     for variant in VARIANTS[1:]:
         print(f"{args.run}: {variant} is {plain / results[variant]['epoch_s']:.2f}x plain model.fit on TensorFlow "
               f"({results[variant]['epoch_s']:.2f} vs {plain:.2f} s/epoch)")
+    for variant in ISA_MODES:
+        default = results["ours-jax" if "jax" in variant else "ours-tensorflow"]
+        same = "the same weights as" if results[variant]["weights_sha"] == default["weights_sha"] else "other weights than"
+        print(f"{variant}: {default['epoch_s'] / results[variant]['epoch_s']:.2f}x the speed of {default['variant']}, "
+              f"{same} it on this host")
 
 
 if __name__ == "__main__":

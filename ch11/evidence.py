@@ -267,10 +267,10 @@ def per_epoch(run: RunData, column: str, scale: float = 100.0) -> dict | None:
     longest = max(len(s) for s in series)
     mean, std, counts = [], [], []
     for i in range(longest):
-        vals = [s[i] for s in series if len(s) > i and math.isfinite(s[i])]
-        counts.append(len(vals))
-        mean.append(float(np.mean(vals)) if vals else math.nan)
-        std.append(float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan)
+        stat = summarize([s[i] for s in series if len(s) > i])
+        counts.append(stat["n"])
+        mean.append(math.nan if stat["mean"] is None else stat["mean"])
+        std.append(math.nan if stat["std"] is None else stat["std"])
     return {"epochs": np.arange(1, longest + 1), "mean": np.asarray(mean), "std": np.asarray(std),
             "counts": counts, "n_note": n_note(counts)}
 

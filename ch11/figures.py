@@ -13,6 +13,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from scipy.special import erf  # noqa: E402
 
+from ch11.stats import summarize  # noqa: E402
+
 DPI = 110
 COLORS = plt.get_cmap("tab10").colors
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
@@ -38,11 +40,6 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-
-
 def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
     """Horizontal bars, one panel per metric. panel: {"xlabel": str, "bars": [{"label", "values" (per seed,
     already in display units), "claimed" (the write-up's number or None)}]}. Bars without values are left out."""
@@ -58,7 +55,8 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
         for ax, panel in zip(axes[0], panels):
             bars = panel["bars"]
             y = np.arange(len(bars))[::-1]
-            stats = [_mean_std(b["values"]) for b in bars]
+            stats = [(s["mean"] if s["n"] else np.nan, s["std"] or 0.0)
+                     for s in (summarize(b["values"]) for b in bars)]
             ax.barh(y, [m for m, _ in stats], xerr=[s for _, s in stats], height=0.6,
                     color=[COLORS[i % 10] for i in range(len(bars))], alpha=0.55, edgecolor="black",
                     linewidth=0.6, error_kw={"elinewidth": 1.5, "capsize": 5, "ecolor": "black"})

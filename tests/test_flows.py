@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fixtures import FASHION_MNIST_DIR, SMOKE_LIMITS, project_copy, write_cifar_archive
+from ch11.sandbox import SMOKE_LIMITS, project_copy
+from tests.fixtures import FASHION_MNIST_DIR, write_cifar_archive
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fixtures import FASHION_MNIST_DIR, project_copy
+from ch11.sandbox import project_copy
+from tests.fixtures import FASHION_MNIST_DIR
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
