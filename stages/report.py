@@ -7,6 +7,7 @@ ch11/evidence.py and ch11/verdicts.py; this module renders them. No Keras: numpy
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -255,7 +256,8 @@ def baselines_section(baselines: dict[str, str], experiments, runs: dict[str, ev
                         "experiment are the comparable quantity, not its absolute numbers.", ""]
 
 
-def summary_table(runs: dict[str, ev.RunData]) -> list[str]:
+def summary_table(runs: dict[str, ev.RunData], summary: dict) -> list[str]:
+    """Every run's summary over seeds: aggregate@'s summary.json, and wall time from the timing files."""
     cols = [("test_accuracy", "test acc (%)", "percent"), ("mc_test_accuracy", "MC-dropout test acc (%)", "percent"),
             ("best_val_accuracy", "best val acc (%)", "percent"), ("best_epoch", "best epoch", "epochs"),
             ("epochs", "epochs", "epochs"), ("overfit_gap", "overfit gap (pts)", "points"),
@@ -265,10 +267,13 @@ def summary_table(runs: dict[str, ev.RunData]) -> list[str]:
     for r in runs.values():
         cells = []
         for metric, _, unit in cols:
-            s = summarize(list(r.values(metric, ev.SCALE[unit]).values()))
-            d = ev.DECIMALS[unit]
-            cells.append("—" if not s["n"] else f"{s['mean']:.{d}f}" + (f" ± {s['std']:.{d}f}" if s["std"] else ""))
-        lines.append(f"| `{r.name}` | " + " | ".join(cells) + f" | {len(r.seeds)} | {len(r.diverged())} |")
+            s = (summarize(list(r.values(metric).values())) if metric == "train_time_s"
+                 else summary[r.name].get(metric, {"n": 0}))
+            d, scale = ev.DECIMALS[unit], ev.SCALE[unit]
+            cells.append("—" if not s["n"] else f"{s['mean'] * scale:.{d}f}"
+                         + (f" ± {s['std'] * scale:.{d}f}" if s["std"] else ""))
+        lines.append(f"| `{r.name}` | " + " | ".join(cells)
+                     + f" | {summary[r.name]['seeds']} | {summary[r.name]['diverged_seeds']} |")
     return lines + [""]
 
 
@@ -294,6 +299,20 @@ def header(params, dataset: str, runs: dict[str, ev.RunData], delta: float) -> l
     return lines
 
 
+def read_summary(dataset: str, runs: dict[str, ev.RunData]) -> dict:
+    path = paths.summary(dataset)
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"cannot read {path} ({exc}): run `python -m stages.aggregate {dataset}` "
+                            "(or `dvc repro`) first.") from exc
+    missing = sorted(set(runs) - set(summary))
+    if missing:
+        raise PipelineError(f"{path} has no summary of {', '.join(missing)}: it is older than params.yaml. "
+                            f"Run `python -m stages.aggregate {dataset}` (or `dvc repro`) first.")
+    return summary
+
+
 def build_report(params, dataset: str, out_dir: Path) -> None:
     names = runs_of(params, dataset)
     if not names:
@@ -312,7 +331,8 @@ def build_report(params, dataset: str, out_dir: Path) -> None:
     for number, exp in experiments.items():
         sections += experiment_section(number, exp, rows[number], runs, dataset, fig_dir)
     text = (header(params, dataset, runs, claims.delta) + glance(experiments, rows)
-            + baselines_section(claims.baselines, experiments, runs) + sections + summary_table(runs))
+            + baselines_section(claims.baselines, experiments, runs) + sections
+            + summary_table(runs, read_summary(dataset, runs)))
     (out_dir / "results.md").write_text("\n".join(text).rstrip() + "\n", encoding="utf-8")
 
 
