@@ -1,17 +1,17 @@
-"""Serve the ``ch11-pipeline`` flow as the deployment ``ch11-pipeline/nightly`` on a cron schedule.
+"""Serve the ``ch11-pipeline`` flow as the deployment ``ch11-pipeline/scheduled`` on a cron schedule.
 
 A served deployment needs a real Prefect API server (on an ephemeral one schedules never fire). One
 command starts what is needed: without ``PREFECT_API_URL`` it starts ``prefect server start`` on
 127.0.0.1:4200 (UI there; stopped with this process), then serves the deployment::
 
-    python -m flows.deploy --cron "0 2 * * *"                 # serve, runs nightly at 02:00 UTC
+    python -m flows.deploy --cron "0 2 * * *"                 # serve, runs daily at 02:00 UTC
     python -m flows.deploy --cron "30 1 * * 1" --concurrency 2 --targets 'train@e04_*'   # or: Mondays 01:30
 
 With ``PREFECT_API_URL`` set (a server you run yourself), it serves against that server.
 Trigger a run now, from another shell (``export PREFECT_API_URL=http://127.0.0.1:4200/api``)::
 
-    prefect deployment run 'ch11-pipeline/nightly'
-    prefect deployment run 'ch11-pipeline/nightly' --param concurrency=1 --param 'targets=["aggregate"]'
+    prefect deployment run 'ch11-pipeline/scheduled'
+    prefect deployment run 'ch11-pipeline/scheduled' --param concurrency=1 --param 'targets=["aggregate"]'
 
 The cron is in UTC. The serving process runs each flow run in a subprocess from this checkout
 (project_dir defaults to it), one at a time (``limit=1``: two pipeline runs in one workspace would be two
@@ -32,7 +32,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.pipeline import ch11_pipeline
 
-DEPLOYMENT = "nightly"
+DEPLOYMENT = "scheduled"
 DEFAULT_CRON = "0 2 * * *"
 DESCRIPTION = "Chapter 11 pipeline: the stale DVC stages, run in parallel and recorded in dvc.lock"
 TAGS = ["ch11", "dvc"]

@@ -527,7 +527,7 @@ def test_scheduled_workflow_and_deployment_share_a_cron():
     from flows.deploy import build_deployment
 
     deployment = build_deployment(cron, concurrency=2)
-    assert deployment.name == "nightly"
+    assert deployment.name == "scheduled"
     assert [s.schedule.cron for s in deployment.schedules] == [cron]
     assert deployment.parameters == {"concurrency": 2}
     assert deployment.entrypoint.endswith("flows/pipeline.py:ch11_pipeline")
