@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -100,10 +101,13 @@ def make_project(root: Path, specs: dict = SPECS) -> Path:
     return root
 
 
-def run_stage(root: Path, *args: str) -> subprocess.CompletedProcess:
+def run_stage(root: Path, *args: str, max_file_bytes: int | None = None) -> subprocess.CompletedProcess:
+    """A stage as a subprocess; ``max_file_bytes``: writes beyond that size fail, as on a full disk."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MPLBACKEND": "Agg"}
+    limit = (lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+             ) if max_file_bytes else None
     return subprocess.run([sys.executable, "-m", *args], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, preexec_fn=limit)
 
 
 @pytest.fixture(scope="module")
@@ -263,6 +267,21 @@ def test_missing_eval_file_is_one_clear_error(tmp_path):
     assert done.returncode == 1
     assert "baseline.json not found" in done.stderr and "Traceback" not in done.stderr
     assert not (root / "reports" / "fashion_mnist").exists()
+
+
+def test_a_write_failing_midway_keeps_the_old_report_and_says_why(tmp_path):
+    root = make_project(tmp_path, {"baseline": SPECS["baseline"], "e05_bn_after": SPECS["e05_bn_after"]})
+    assert run_stage(root, "stages.aggregate", "fashion_mnist").returncode == 0
+    assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
+    reports = root / "reports"
+    before = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+    done = run_stage(root, "stages.report", "fashion_mnist", max_file_bytes=20_000)  # figures are larger
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "cannot write reports/fashion_mnist" in done.stderr and "Nothing was written" in done.stderr
+    after = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+    assert after == before  # the previous report whole, no temporary left beside it
+    assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
+    assert {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()} == before
 
 
 def test_figures_are_deterministic(tmp_path):
