@@ -23,11 +23,11 @@ SEED_NOTE = "bar = mean over seeds, error bar = ±1 std (sample, ddof=1), dots =
 
 
 def _save_epoch_plot(fig, ax, curves: list[dict], path: Path) -> Path:
-    """Integer epoch ticks on short runs, the legend outside the axes, then save."""
+    """Integer epoch ticks on short runs, the legend below the axes (long seed notes keep the plot wide)."""
     longest = max(len(c["epochs"]) for c in curves)
     if longest <= 15:
         ax.set_xticks(np.arange(1, longest + 1))
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
     fig.tight_layout()
     return _save(fig, path)
 
