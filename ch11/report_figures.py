@@ -1,0 +1,124 @@
+"""The report's figures for one experiment (ch11/figures.py draws them) and the data of its DVC plot."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ch11 import evidence as ev, figures, paths, verdicts as v
+
+CLASS_NAMES = {
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                      "Bag", "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+}
+
+
+def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> list[str]:
+    shown = [(runs[n], label) for n, label in exp.runs.items() if n in runs and n not in exp.separate]
+    title = f"Exp. {number}: {exp.title}"
+    out = []
+
+    def add(path, caption):
+        if path is not None:
+            out.extend([f"![{caption}](figures/{Path(path).name})", "", f"*{caption}*", ""])
+
+    metrics = list(dict.fromkeys(["test_accuracy", *(c.metric for c in exp.comparisons
+                                                     if c.metric in ev.PERCENT_METRICS)]))
+    panels = []
+    for metric in metrics:
+        bars = []
+        for run, label in shown:
+            div = f" ({len(run.diverged())} of {len(run.seeds)} diverged)" if run.diverged() else ""
+            claimed = next((i.value for i in exp.values if i.run == run.name and i.metric == metric), None)
+            bars.append({"label": label + div, "claimed": claimed,
+                         "values": v.finite(run.values(metric, 100.0).values())})
+            mc = v.finite(run.values("mc_test_accuracy", 100.0).values())
+            if metric == "test_accuracy" and mc:
+                bars.append({"label": f"{label} — MC dropout", "values": mc, "claimed": None})
+        panels.append({"xlabel": f"{ev.metric_name(metric)} (%)", "bars": bars})
+    add(figures.variant_bars(fig_dir / f"exp{number:02d}_accuracy.png", f"{title} — by variant", panels),
+        "Per variant: bar = mean over the seeds that did not diverge, error bar = ±1 std, dots = seeds, "
+        "red diamond = the write-up's reported value.")
+    curves = [{"label": label, **c} for run, label in shown if (c := ev.per_epoch(run, "val_accuracy"))]
+    write_curves(fig_dir.parent / "curves" / f"exp{number:02d}.csv", curves)
+    add(figures.learning_curves(fig_dir / f"exp{number:02d}_learning_curves.png",
+                                f"{title} — validation accuracy per epoch", curves),
+        "Validation accuracy per epoch: mean over the seeds with a finite value at that epoch (the legend "
+        "gives n, and where it changes), band = ±1 std.")
+    for fig in exp.figures:
+        if fig == "layers":
+            series = [s for s in layer_series(shown) if s["after"]]
+            add(figures.layer_diagnostics(fig_dir / f"exp{number:02d}_layer_diagnostics.png",
+                                          "Per-layer kernel gradient norm and activation std", series),
+                "Per-layer kernel gradient norm and output std on a fixed batch of 1,024 training images, at "
+                "initialisation and after training (mean over seeds with a finite value, log scale). Inference "
+                "mode: at initialisation BatchNorm's moving statistics are still mean 0 / variance 1, so BN does "
+                "not normalise in the at-init panels.")
+        elif fig == "variance":
+            series = [{**s, "weight_var": s["init"]["weight_var"], "theory_var": s["init"]["theory_var"],
+                       "weight_var_after": s["after"]["weight_var"] if s["after"] else None}
+                      for s in layer_series(shown)]
+            add(figures.init_variance(fig_dir / f"exp{number:02d}_init_variance.png",
+                                      "Initialisation: kernel variance vs each layer's own theory", series),
+                "Kernel variance per layer against the theory of that layer's own initializer (hidden layers: "
+                "the run's; output layer: Keras' Glorot-uniform default), mean over seeds, log scale.")
+        elif fig == "learning_rates":
+            lr = []
+            for run, label in shown:
+                if run.histories:
+                    seed, hist = next(iter(run.histories.items()))
+                    lr.append({"label": label, "epochs": np.arange(1, len(hist) + 1),
+                               "lr": hist["learning_rate"].to_numpy(dtype=float)})
+            add(figures.learning_rates(fig_dir / f"exp{number:02d}_learning_rates.png",
+                                       "Learning rate each schedule used (first seed)", lr),
+                "Learning rate per epoch as logged in each run's first seed (log scale).")
+        elif fig == "activations":
+            add(figures.activation_shapes(fig_dir / "activation_functions.png"),
+                "Shapes of the activation functions compared (computed with numpy).")
+        elif isinstance(fig, dict) and fig["confusion"] in runs:
+            table = pd.read_csv(paths.confusion(dataset, fig["confusion"]))
+            add(figures.confusion_heatmap(fig_dir / f"exp{number:02d}_confusion.png",
+                                          f"Confusion matrix: {exp.runs[fig['confusion']]} (first seed)",
+                                          table["actual"].to_numpy(), table["predicted"].to_numpy(),
+                                          CLASS_NAMES[dataset]),
+                "Confusion matrix on the test set, first seed that did not diverge (colour = share of the "
+                "actual class).")
+    return out
+
+
+def write_curves(path: Path, curves: list[dict]) -> None:
+    """The experiment's mean validation curves, one row per (run, epoch): the data of its DVC plot."""
+    if not curves:
+        return
+    frame = pd.concat([pd.DataFrame({"epoch": c["epochs"], "run": c["label"], "val_accuracy": c["mean"].round(3),
+                                     "seeds": c["counts"]}) for c in curves])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.dropna(subset=["val_accuracy"]).to_csv(path, index=False)
+
+
+def layer_series(shown: list[tuple[ev.RunData, str]]) -> list[dict]:
+    """Per run with probe data: its label, layers, tick labels and per-layer means at init and after."""
+    series = []
+    for run, label in shown:
+        init, after = layer_means(run, "layers_at_init"), layer_means(run, "layers_after_training")
+        if init:
+            series.append({"label": label, "layers": init["layers"], "tick_labels": init["tick_labels"],
+                           "init": init, "after": after})
+    return series
+
+
+def layer_means(run: ev.RunData, stage: str) -> dict | None:
+    """Mean over seeds, per Dense layer, of every probe metric (None where no seed has a finite value)."""
+    per_seed = list(ev.layer_rows(run, stage).values())
+    if not per_seed:
+        return None
+    first = per_seed[0]
+    out = {"layers": [r["layer"] for r in first],
+           "tick_labels": [f"{r['layer']}{' (out)' if i == len(first) - 1 else ''}\n{r['fan_in']}→{r['fan_out']}"
+                           if len(first) <= 8 else str(r["layer"]) for i, r in enumerate(first)]}
+    for metric in ("grad_norm", "activation_std", "weight_var", "theory_var"):
+        vals = [v.finite(rows[i].get(metric) for rows in per_seed) for i in range(len(first))]
+        out[metric] = [float(np.mean(x)) if x else None for x in vals]
+    return out
