@@ -307,6 +307,26 @@ def test_a_hanging_stage_is_killed_at_its_timeout_with_a_clear_message(prefect, 
     assert time.monotonic() - started < 60
 
 
+def test_a_failing_stage_is_quoted_without_tensorflows_import_notices(prefect, tmp_path):
+    from prefect import flow
+
+    from flows.pipeline import StageFailed, run_stage_command
+
+    noise = ["WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+             "I0000 00:00:1795681438.041053   11102 port.cc:153] oneDNN custom operations are on. You may see "
+             "slightly different numerical results due to floating-point round-off errors."]
+    script = "import sys\n" + "".join(f"print({line!r}, file=sys.stderr)\n" for line in noise) + \
+        "print('error: the real reason', file=sys.stderr)\nsys.exit(3)\n"
+
+    @flow
+    def one_stage():
+        return run_stage_command("noisy", [[sys.executable, "-c", script]], str(tmp_path), {})
+
+    with pytest.raises(StageFailed) as failed:
+        one_stage()
+    assert str(failed.value).endswith("exited with code 3:\n  error: the real reason")
+
+
 # ------------------------------------------------------------------------------------------------------
 # (c) a flaky download: one retry layer
 
