@@ -7,7 +7,9 @@ what an AVX2-only CPU runs), regenerates the report there from the committed met
 run, and compares each verdict and each re-run seed's test accuracy with the committed ones.
 
 Usage: python bench/host_sensitivity.py [--runs baseline e05_bn_after ...] [--env NAME=VALUE ...]
-       [--jobs 2]   (needs data/validated/fashion_mnist.npz and committed metrics; minutes per run)
+       [--jobs 2] [--out metrics/fashion_mnist/host_sensitivity.json]
+(needs data/validated/fashion_mnist.npz and committed metrics; minutes per run). With --out the findings
+are saved where the report stage reads them: its verdicts that changed are marked as fragile.
 """
 from __future__ import annotations
 
@@ -19,10 +21,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 DATASET = "fashion_mnist"
 RUNS = ["e01_poor_init", "baseline", "selu", "e04_elu", "e05_bn_after", "e05_bn_before", "e06_clip_value",
         "e06_clip_norm"]   # runs behind verdicts of experiments 1-6, several close to a threshold
@@ -69,6 +73,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=RUNS)
     parser.add_argument("--env", nargs="+", default=["ONEDNN_MAX_CPU_ISA=AVX2"], metavar="NAME=VALUE")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once (one thread each)")
+    parser.add_argument("--out", help="save the findings as JSON here (e.g. metrics/fashion_mnist/host_sensitivity.json)")
     args = parser.parse_args()
     env = {**os.environ, "CH11_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "GX_ANALYTICS_ENABLED": "False",
            **dict(item.split("=", 1) for item in args.env)}
@@ -100,6 +105,14 @@ def main() -> None:
               f"{len(flipped)} changed" + (":" if flipped else "."))
         for claim, (old, new) in flipped.items():
             print(f"  {claim}: {old} -> {new}")
+        if args.out:
+            from ch11 import atomic, backend
+
+            atomic.write_json(ROOT / args.out, {
+                "env": args.env, "date": time.strftime("%Y-%m-%d"), "cpu": backend.cpu_description(),
+                "runs": {run: {"committed": accuracies(ROOT, run), "rerun": accuracies(root, run)}
+                         for run in args.runs},
+                "verdicts": len(before), "changed": {claim: list(pair) for claim, pair in flipped.items()}})
 
 
 if __name__ == "__main__":

@@ -66,6 +66,12 @@ def confusion(dataset: str, run: str) -> Path:
     return METRICS / dataset / "confusion" / f"{run}.csv"
 
 
+def host_sensitivity(dataset: str) -> Path:
+    """Findings of bench/host_sensitivity.py (a measurement record, like timings: git-tracked, not a DVC
+    dependency; re-render with `dvc repro -f report@<dataset>` after re-running the check)."""
+    return METRICS / dataset / "host_sensitivity.json"
+
+
 def summary(dataset: str) -> Path:
     return METRICS / dataset / "summary.json"
 

@@ -36,15 +36,44 @@ def cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def claim_table(rows: list[ev.Row]) -> list[str]:
+def claim_table(rows: list[ev.Row], fragile: dict[str, list[str]]) -> list[str]:
+    """``fragile``: claim -> [our verdict, the verdict from other CPU kernels], where the check changed it."""
     lines = ["| claim | the write-up | ours | interval | verdict | p (raw / Holm) | note |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         p = "—" if r.p is None else f"{r.p:.2g} / {r.p_holm:.2g}" if r.p_holm is not None else f"{r.p:.2g}"
         verdict = f"**{r.verdict}**" if r.claimed else f"{r.verdict} (not claimed)"
+        notes = [r.why] if r.why else []
+        if cell(r.claim) in fragile:
+            notes.append(f"fragile: other CPU kernels gave *{fragile[cell(r.claim)][1]}* (see Robustness)")
         lines.append("| " + " | ".join(cell(c) for c in (r.claim, r.reported, r.ours, r.interval, verdict, p,
-                                                             r.why or "")) + " |")
+                                                             "; ".join(notes))) + " |")
     return lines + [""]
+
+
+def robustness_section(check: dict | None) -> list[str]:
+    """What bench/host_sensitivity.py found: seeds and verdicts that changed under another CPU's kernels."""
+    if not check:
+        return []
+    pairs = [(old, new) for run in check["runs"].values() for seed, old in run["committed"].items()
+             if (new := run["rerun"][seed]) is not None and old is not None]
+    moved = [abs(new - old) for old, new in pairs if new != old]
+    total = sum(len(run["committed"]) for run in check["runs"].values())
+    changed = check["changed"]
+    lines = ["## Robustness: the same runs on another CPU's kernels", "",
+             f"On {check['date']}, `bench/host_sensitivity.py` re-trained {len(check['runs'])} runs "
+             f"({', '.join(f'`{r}`' for r in check['runs'])}) with {', '.join(f'`{e}`' for e in check['env'])} "
+             f"on this host ({check['cpu']}) — the kernels another CPU would pick — and regenerated this report "
+             f"with them. {total - len(moved)} of {total} seeds' test accuracies came out bit-identical; the "
+             + (f"others moved by up to {100 * max(moved):.2f} pts (median {100 * sorted(moved)[len(moved) // 2]:.2f}). "
+                if moved else "")
+             + f"{len(changed)} of {check['verdicts']} verdicts changed"
+             + (":" if changed else ".")]
+    lines += [f"- {claim}: **{old}** → **{new}**" for claim, (old, new) in changed.items()]
+    return lines + ["", "A verdict next to a threshold (a Holm p near 0.05, a TOST near its margin, a value near "
+                        "the edge of its interval) can fall either way on another host, as these did; the "
+                        "rows concerned say *fragile*. Their confidence intervals, not the verdict words, are "
+                        "what another host reproduces.", ""]
 
 
 def exploratory(exp, runs: dict[str, ev.RunData]) -> list[str]:
@@ -75,7 +104,8 @@ def exploratory(exp, runs: dict[str, ev.RunData]) -> list[str]:
     return ["Exploratory differences (95 % CI, not adjusted for multiplicity, no verdict):", "", *lines, ""]
 
 
-def experiment_section(number: int, exp, rows: list[ev.Row], runs, dataset: str, fig_dir: Path) -> list[str]:
+def experiment_section(number: int, exp, rows: list[ev.Row], runs, dataset: str, fig_dir: Path,
+                       fragile: dict[str, list[str]]) -> list[str]:
     lines = [f"## Experiment {number} — {exp.title}", "", f"> The write-up: \"{exp.claim}\"", ""]
     if exp.note:
         lines += [exp.note, ""]
@@ -96,7 +126,7 @@ def experiment_section(number: int, exp, rows: list[ev.Row], runs, dataset: str,
         lines += ["The write-up reports no number here: our measurements only, nothing to confirm or contradict.",
                   ""]
     elif rows:
-        lines += claim_table(rows)
+        lines += claim_table(rows, fragile)
     return lines + exploratory(exp, runs) + experiment_figures(number, exp, runs, dataset, fig_dir)
 
 

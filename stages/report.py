@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ch11 import atomic, claims as claims_mod, evidence as ev, paths, params as params_mod
 from ch11.errors import PipelineError, run_main
-from ch11.report_text import (baselines_section, experiment_section, glance, header, summary_table)
+from ch11.report_text import (baselines_section, experiment_section, glance, header, robustness_section,
+                              summary_table)
 from ch11.results import runs_of
 
 
@@ -31,6 +32,18 @@ def read_summary(dataset: str, runs: dict[str, ev.RunData]) -> dict:
     return summary
 
 
+def read_host_check(dataset: str) -> dict | None:
+    """bench/host_sensitivity.py's findings, when that check was run for this dataset."""
+    path = paths.host_sensitivity(dataset)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise PipelineError(f"{path} is not valid JSON ({exc}): re-run bench/host_sensitivity.py --out {path} "
+                            "or delete the file.") from exc
+
+
 def build_report(params, dataset: str, out_dir: Path) -> None:
     names = runs_of(params, dataset)
     if not names:
@@ -45,11 +58,15 @@ def build_report(params, dataset: str, out_dir: Path) -> None:
     fig_dir.mkdir(parents=True, exist_ok=True)
     experiments = claims.of(dataset)
     rows = ev.judge(claims, dataset, runs)
+    check = read_host_check(dataset)
+    changed = check["changed"] if check else {}
     sections = []
     for number, exp in experiments.items():
-        sections += experiment_section(number, exp, rows[number], runs, dataset, fig_dir)
+        prefix = f"Experiment {number}: "
+        fragile = {claim[len(prefix):]: pair for claim, pair in changed.items() if claim.startswith(prefix)}
+        sections += experiment_section(number, exp, rows[number], runs, dataset, fig_dir, fragile)
     text = (header(params, dataset, runs, claims.delta) + glance(experiments, rows)
-            + baselines_section(claims.baselines, experiments, runs) + sections
+            + baselines_section(claims.baselines, experiments, runs) + robustness_section(check) + sections
             + summary_table(runs, read_summary(dataset, runs)))
     (out_dir / "results.md").write_text("\n".join(text).rstrip() + "\n", encoding="utf-8")
 

@@ -228,6 +228,25 @@ def test_each_experiment_writes_the_data_of_its_grouped_dvc_plot(report):
     assert poor[poor["run"] == "poor init N(0,1)"]["seeds"].max() == 3  # diverged seeds are not averaged in
 
 
+def test_verdicts_that_other_cpu_kernels_changed_are_marked_fragile(tmp_path):
+    root = make_project(tmp_path, {"baseline": SPECS["baseline"], "e05_bn_after": SPECS["e05_bn_after"]})
+    assert run_stage(root, "stages.aggregate", "fashion_mnist").returncode == 0
+    assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
+    text = (root / "reports" / "fashion_mnist" / "results.md").read_text()
+    claim = table_row(section(text, 5), "BN after activation − no BN").split(" | ")[0].lstrip("| ")
+    check = {"env": ["ONEDNN_MAX_CPU_ISA=AVX2"], "date": "2026-11-26", "cpu": "test CPU (avx2)", "verdicts": 3,
+             "runs": {"baseline": {"committed": {"1": 0.87, "2": 0.872}, "rerun": {"1": 0.87, "2": 0.8745}}},
+             "changed": {f"Experiment 5: {claim}": ["direction confirmed, size differs", "inconclusive"]}}
+    (root / "metrics" / "fashion_mnist" / "host_sensitivity.json").write_text(json.dumps(check))
+    assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
+    text = (root / "reports" / "fashion_mnist" / "results.md").read_text()
+    assert "fragile: other CPU kernels gave *inconclusive*" in table_row(section(text, 5), "BN after activation")
+    part = text[text.index("## Robustness"):]
+    assert "re-trained 1 runs (`baseline`) with `ONEDNN_MAX_CPU_ISA=AVX2`" in part
+    assert "1 of 2 seeds' test accuracies came out bit-identical; the others moved by up to 0.25 pts" in part
+    assert "1 of 3 verdicts changed:" in part and "**direction confirmed, size differs** → **inconclusive**" in part
+
+
 def test_summary_table_lists_every_run(report):
     text = (report / "results.md").read_text()
     summary = text[text.index("## Summary of all runs"):]
