@@ -69,11 +69,12 @@ def robustness_section(check: dict | None) -> list[str]:
                 if moved else "")
              + f"{len(changed)} of {check['verdicts']} verdicts changed"
              + (":" if changed else ".")]
-    lines += [f"- {claim}: **{old}** → **{new}**" for claim, (old, new) in changed.items()]
-    return lines + ["", "A verdict next to a threshold (a Holm p near 0.05, a TOST near its margin, a value near "
-                        "the edge of its interval) can fall either way on another host, as these did; the "
-                        "rows concerned say *fragile*. Their confidence intervals, not the verdict words, are "
-                        "what another host reproduces.", ""]
+    by_experiment = sorted(changed.items(), key=lambda item: int(item[0].split(":")[0].split()[-1]))
+    lines += [f"- {claim}: **{old}** → **{new}**" for claim, (old, new) in by_experiment]
+    return lines + ["", "Another host perturbs training about as much as another seed. A verdict next to a "
+                        "threshold (a Holm p near 0.05, a TOST near its margin, a value near the edge of its "
+                        "interval) can then fall either way, as these did: the rows concerned say *fragile*; "
+                        "read them with their intervals rather than as settled.", ""]
 
 
 def exploratory(exp, runs: dict[str, ev.RunData]) -> list[str]:
