@@ -131,7 +131,8 @@ def experiment_section(number: int, exp, rows: list[ev.Row], runs, dataset: str,
     return lines + exploratory(exp, runs) + experiment_figures(number, exp, runs, dataset, fig_dir)
 
 
-def glance(claims, rows: dict[int, list[ev.Row]]) -> list[str]:
+def glance(claims, rows: dict[int, list[ev.Row]], fragile: dict[int, dict]) -> list[str]:
+    """One line per experiment: its verdicts counted, and how many of them other CPU kernels changed."""
     lines = ["## Verdicts at a glance", "", "| # | experiment | the write-up's claim | verdicts of its claim items |",
              "|---|---|---|---|"]
     for number, exp in claims.items():
@@ -139,6 +140,8 @@ def glance(claims, rows: dict[int, list[ev.Row]]) -> list[str]:
         tally = ", ".join(f"{sum(r.verdict == x for r in claimed)} {x}" for x in v.VERDICTS
                           if any(r.verdict == x for r in claimed)) or ("no reported number" if not exp.reported
                                                                        else "—")
+        shaky = sum(cell(r.claim) in fragile.get(number, {}) for r in claimed)
+        tally += f" ({shaky} fragile)" if shaky else ""
         lines.append(f"| {number} | {cell(exp.title)} | {cell(exp.claim)} | {tally} |")
     return lines + [""]
 

@@ -60,12 +60,12 @@ def build_report(params, dataset: str, out_dir: Path) -> None:
     rows = ev.judge(claims, dataset, runs)
     check = read_host_check(dataset)
     changed = check["changed"] if check else {}
+    fragile = {number: {claim[len(f"Experiment {number}: "):]: pair for claim, pair in changed.items()
+                        if claim.startswith(f"Experiment {number}: ")} for number in experiments}
     sections = []
     for number, exp in experiments.items():
-        prefix = f"Experiment {number}: "
-        fragile = {claim[len(prefix):]: pair for claim, pair in changed.items() if claim.startswith(prefix)}
-        sections += experiment_section(number, exp, rows[number], runs, dataset, fig_dir, fragile)
-    text = (header(params, dataset, runs, claims.delta) + glance(experiments, rows)
+        sections += experiment_section(number, exp, rows[number], runs, dataset, fig_dir, fragile[number])
+    text = (header(params, dataset, runs, claims.delta) + glance(experiments, rows, fragile)
             + baselines_section(claims.baselines, experiments, runs) + robustness_section(check) + sections
             + summary_table(runs, read_summary(dataset, runs)))
     (out_dir / "results.md").write_text("\n".join(text).rstrip() + "\n", encoding="utf-8")

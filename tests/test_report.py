@@ -241,6 +241,7 @@ def test_verdicts_that_other_cpu_kernels_changed_are_marked_fragile(tmp_path):
     assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
     text = (root / "reports" / "fashion_mnist" / "results.md").read_text()
     assert "fragile: other CPU kernels gave *inconclusive*" in table_row(section(text, 5), "BN after activation")
+    assert table_row(text, "5 | Batch normalisation").endswith("(1 fragile) |")
     part = text[text.index("## Robustness"):]
     assert "re-trained 1 runs (`baseline`) with `ONEDNN_MAX_CPU_ISA=AVX2`" in part
     assert "1 of 2 seeds' test accuracies came out bit-identical; the others moved by up to 0.25 pts" in part
