@@ -27,7 +27,7 @@ def _save_epoch_plot(fig, ax, curves: list[dict], path: Path) -> Path:
     longest = max(len(c["epochs"]) for c in curves)
     if longest <= 15:
         ax.set_xticks(np.arange(1, longest + 1))
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
     return _save(fig, path)
 
