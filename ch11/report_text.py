@@ -63,8 +63,9 @@ def robustness_section(check: dict | None) -> list[str]:
     lines = ["## Robustness: the same runs on another CPU's kernels", "",
              f"On {check['date']}, `bench/host_sensitivity.py` re-trained {len(check['runs'])} runs "
              f"({', '.join(f'`{r}`' for r in check['runs'])}) with {', '.join(f'`{e}`' for e in check['env'])} "
-             f"on this host ({check['cpu']}) — the kernels another CPU would pick — and regenerated this report "
-             f"with them. {total - len(moved)} of {total} seeds' test accuracies came out bit-identical; the "
+             f"on this host ({check['cpu']}) — the kernels another CPU would pick — and regenerated the "
+             f"report as it stood that day from them (runs changed since are not re-checked). "
+             f"{total - len(moved)} of {total} seeds' test accuracies came out bit-identical; the "
              + (f"others moved by up to {100 * max(moved):.2f} pts (median {100 * sorted(moved)[len(moved) // 2]:.2f}). "
                 if moved else "")
              + f"{len(changed)} of {check['verdicts']} verdicts changed"
