@@ -7,9 +7,11 @@ what an AVX2-only CPU runs), regenerates the report there from the committed met
 run, and compares each verdict and each re-run seed's test accuracy with the committed ones.
 
 Usage: python bench/host_sensitivity.py [--runs baseline e05_bn_after ...] [--env NAME=VALUE ...]
-       [--jobs 2] [--out metrics/fashion_mnist/host_sensitivity.json]
-(needs data/validated/fashion_mnist.npz and committed metrics; minutes per run). With --out the findings
-are saved where the report stage reads them: its verdicts that changed are marked as fragile.
+       [--jobs 2] [--save]
+(needs data/validated/fashion_mnist.npz and committed metrics; minutes per run). Each changed verdict is
+also checked against the alternatives the committed report stated for it (ch11/robustness.py). With
+--save the findings go to metrics/host_checks.json, which report@<dataset> depends on: the alternatives
+it states beside each verdict are simulated from the per-seed changes measured here.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATASET = "fashion_mnist"
 RUNS = ["e01_poor_init", "baseline", "selu", "e04_elu", "e05_bn_after", "e05_bn_before", "e06_clip_value",
-        "e06_clip_norm"]   # runs behind verdicts of experiments 1-6, several close to a threshold
+        "e06_clip_norm", "e09_plateau"]   # runs behind verdicts of experiments 1-6, 9, 10, several near a threshold
 
 
 def copy_project(dest: Path) -> Path:
@@ -51,15 +53,15 @@ def stage(root: Path, env: dict, *args: str) -> None:
         raise SystemExit(f"{' '.join(args)} failed in {root}:\n{done.stderr[-2000:]}")
 
 
-def verdicts(report: Path) -> dict[str, str]:
-    """claim -> verdict, from every claim table of a results.md."""
+def verdicts(report: Path) -> dict[str, tuple[str, set[str]]]:
+    """claim -> (verdict, the alternatives stated beside it), from every claim table of a results.md."""
     found, section = {}, ""
     for line in report.read_text().splitlines():
         if line.startswith("## "):
             section = line[3:].split(" — ")[0]
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 7 and (match := re.fullmatch(r"\*\*(.+)\*\*", cells[4])):
-            found[f"{section}: {cells[0]}"] = match.group(1)
+        if len(cells) == 7 and (match := re.fullmatch(r"\*\*(.+?)\*\*(?: \(another host: (.+)\))?", cells[4])):
+            found[f"{section}: {cells[0]}"] = (match.group(1), set(re.findall(r"\*([^*]+)\*", match.group(2) or "")))
     return found
 
 
@@ -73,7 +75,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=RUNS)
     parser.add_argument("--env", nargs="+", default=["ONEDNN_MAX_CPU_ISA=AVX2"], metavar="NAME=VALUE")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once (one thread each)")
-    parser.add_argument("--out", help="save the findings as JSON here (e.g. metrics/fashion_mnist/host_sensitivity.json)")
+    parser.add_argument("--save", action="store_true", help="save the findings in metrics/host_checks.json")
     args = parser.parse_args()
     env = {**os.environ, "CH11_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "GX_ANALYTICS_ENABLED": "False",
            **dict(item.split("=", 1) for item in args.env)}
@@ -100,19 +102,21 @@ def main() -> None:
             pairs = ", ".join(f"{'—' if old[s] is None else f'{100 * old[s]:.2f}'}→"
                               f"{'—' if new[s] is None else f'{100 * new[s]:.2f}'}" for s in old)
             print(f"  {run}: test accuracy per seed (committed→re-run) {pairs}; {same} of {len(old)} identical")
-        flipped = {claim: (before[claim], after.get(claim)) for claim in before if before[claim] != after.get(claim)}
+        flipped = {claim: (old, after.get(claim, ("—", set()))[0], after.get(claim, ("—", set()))[0] in stated)
+                   for claim, (old, stated) in before.items() if old != after.get(claim, ("—", set()))[0]}
         print(f"\n{equal} of {total} seeds' test accuracies bit-identical; {len(before)} verdicts, "
               f"{len(flipped)} changed" + (":" if flipped else "."))
-        for claim, (old, new) in flipped.items():
-            print(f"  {claim}: {old} -> {new}")
-        if args.out:
-            from ch11 import atomic, backend
+        for claim, (old, new, stated) in flipped.items():
+            print(f"  {claim}: {old} -> {new} ({'among' if stated else 'NOT among'} the alternatives the report stated)")
+        if args.save:
+            from ch11 import atomic, backend, paths
 
-            atomic.write_json(ROOT / args.out, {
-                "env": args.env, "date": time.strftime("%Y-%m-%d"), "cpu": backend.cpu_description(),
-                "runs": {run: {"committed": accuracies(ROOT, run), "rerun": accuracies(root, run)}
-                         for run in args.runs},
-                "verdicts": len(before), "changed": {claim: list(pair) for claim, pair in flipped.items()}})
+            record = {"env": args.env, "date": time.strftime("%Y-%m-%d"), "cpu": backend.cpu_description(),
+                      "runs": {run: {"committed": accuracies(ROOT, run), "rerun": accuracies(root, run)}
+                               for run in args.runs},
+                      "verdicts": len(before), "changed": {claim: list(t) for claim, t in flipped.items()}}
+            saved = json.loads((ROOT / paths.HOST_CHECKS).read_text()) if (ROOT / paths.HOST_CHECKS).exists() else {}
+            atomic.write_json(ROOT / paths.HOST_CHECKS, {**saved, DATASET: record})
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ def child(variant: str, run: str, epochs: int) -> dict:
     import keras
 
     from ch11 import model as model_mod, params as params_mod, training
+    from stages.train import backend_versions
     from ch11.data import features, n_classes, run_splits
 
     config = params_mod.load().run(run)
@@ -76,14 +77,15 @@ def child(variant: str, run: str, epochs: int) -> dict:
         train(0, 1)  # tracing / compilation
         seconds = train(1, 1 + epochs) / epochs
     weights = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()[:12]
-    return {"variant": variant, "backend": keras.backend.backend(), "epoch_s": round(seconds, 3),
-            "weights_sha": weights}
+    return {"variant": variant, "backend": " ".join([keras.backend.backend(), *backend_versions().values()]),
+            "device": " ".join(backend.devices()), "epoch_s": round(seconds, 3), "weights_sha": weights}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="e13_production")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -91,18 +93,20 @@ def main() -> None:
         return
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     results = {}
-    for variant in VARIANTS:
+    for variant in args.variants:
         out = subprocess.run([sys.executable, __file__, "--child", variant, "--run", args.run,
                               "--epochs", str(args.epochs)], env={**env, **ISA_MODES.get(variant, {})},
                              check=True, capture_output=True, text=True)
         results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
         print(json.dumps(results[variant]), flush=True)
-    plain = results["plain-tf"]["epoch_s"]
-    for variant in VARIANTS[1:]:
+    plain = results.get("plain-tf", {}).get("epoch_s")
+    for variant in [v for v in results if v != "plain-tf" and plain]:
         print(f"{args.run}: {variant} is {plain / results[variant]['epoch_s']:.2f}x plain model.fit on TensorFlow "
               f"({results[variant]['epoch_s']:.2f} vs {plain:.2f} s/epoch)")
-    for variant in ISA_MODES:
-        default = results["ours-jax" if "jax" in variant else "ours-tensorflow"]
+    for variant in [v for v in ISA_MODES if v in results]:
+        default = results.get("ours-jax" if "jax" in variant else "ours-tensorflow")
+        if default is None:
+            continue
         same = "the same weights as" if results[variant]["weights_sha"] == default["weights_sha"] else "other weights than"
         print(f"{variant}: {default['epoch_s'] / results[variant]['epoch_s']:.2f}x the speed of {default['variant']}, "
               f"{same} it on this host")

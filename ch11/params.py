@@ -172,6 +172,7 @@ class Limits(Strict):
     max_epochs: PositiveInt | None = None
     max_train_samples: PositiveInt | None = None
     max_eval_samples: PositiveInt | None = None
+    max_seeds: PositiveInt | None = None     # each run's first N seeds
 
     def apply(self, merged: dict) -> dict:
         capped = dict(merged)
@@ -207,8 +208,9 @@ class Params(Strict):
         return RUN_GROUPS[self.group_of(run)]
 
     def seeds_of(self, run: str) -> list[int]:
-        """The seeds ``run`` is trained with: its own ``seeds`` list, else the global one."""
-        return list(self.run(run).seeds or self.seeds)
+        """The seeds ``run`` is trained with: its own ``seeds`` list, else the global one (the first
+        ``limits.max_seeds`` of it, when set)."""
+        return list(self.run(run).seeds or self.seeds)[:self.limits.max_seeds]
 
     def run(self, name: str) -> RunConfig:
         """The validated configuration of run ``name`` (defaults deep-merged with its entry)."""

@@ -66,10 +66,8 @@ def confusion(dataset: str, run: str) -> Path:
     return METRICS / dataset / "confusion" / f"{run}.csv"
 
 
-def host_sensitivity(dataset: str) -> Path:
-    """Findings of bench/host_sensitivity.py (a measurement record, like timings: git-tracked, not a DVC
-    dependency; re-render with `dvc repro -f report@<dataset>` after re-running the check)."""
-    return METRICS / dataset / "host_sensitivity.json"
+HOST_CHECKS = METRICS / "host_checks.json"  # bench/host_sensitivity.py's findings per dataset (git-tracked
+# measurements; report@<dataset> depends on it: each verdict's alternatives on another host come from it)
 
 
 def summary(dataset: str) -> Path:

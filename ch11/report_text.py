@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ch11 import evidence as ev, verdicts as v
+from ch11 import evidence as ev, robustness, verdicts as v
 from ch11.report_figures import experiment_figures
 from ch11.stats import summarize
 
@@ -36,46 +36,61 @@ def cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def claim_table(rows: list[ev.Row], fragile: dict[str, list[str]]) -> list[str]:
-    """``fragile``: claim -> [our verdict, the verdict from other CPU kernels], where the check changed it."""
+def verdict_cell(row: ev.Row) -> str:
+    """'**verdict**', with the verdicts a re-run on another host may give instead and how often."""
+    if not row.claimed:
+        return f"{row.verdict} (not claimed)"
+    others = ", ".join(f"*{other}* {100 * share:.0f} %" for other, share in row.alternatives.items())
+    return f"**{row.verdict}**" + (f" (another host: {others})" if others else "")
+
+
+def claim_table(rows: list[ev.Row]) -> list[str]:
     lines = ["| claim | the write-up | ours | interval | verdict | p (raw / Holm) | note |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         p = "—" if r.p is None else f"{r.p:.2g} / {r.p_holm:.2g}" if r.p_holm is not None else f"{r.p:.2g}"
-        verdict = f"**{r.verdict}**" if r.claimed else f"{r.verdict} (not claimed)"
-        notes = [r.why] if r.why else []
-        if cell(r.claim) in fragile:
-            notes.append(f"fragile: other CPU kernels gave *{fragile[cell(r.claim)][1]}* (see Robustness)")
-        lines.append("| " + " | ".join(cell(c) for c in (r.claim, r.reported, r.ours, r.interval, verdict, p,
-                                                             "; ".join(notes))) + " |")
+        lines.append("| " + " | ".join(cell(c) for c in (r.claim, r.reported, r.ours, r.interval, verdict_cell(r),
+                                                             p, r.why)) + " |")
     return lines + [""]
 
 
-def robustness_section(check: dict | None) -> list[str]:
-    """What bench/host_sensitivity.py found: seeds and verdicts that changed under another CPU's kernels."""
+def robustness_section(check: dict | None, runs: dict[str, ev.RunData], rows: dict[int, list[ev.Row]]) -> list[str]:
+    """What bench/host_sensitivity.py measured on another CPU's kernels, and how firm that makes each verdict."""
     if not check:
         return []
     pairs = [(old, new) for run in check["runs"].values() for seed, old in run["committed"].items()
              if (new := run["rerun"][seed]) is not None and old is not None]
     moved = [abs(new - old) for old, new in pairs if new != old]
     total = sum(len(run["committed"]) for run in check["runs"].values())
-    changed = check["changed"]
-    lines = ["## Robustness: the same runs on another CPU's kernels", "",
+    changed = sorted(check["changed"].items(), key=lambda item: int(item[0].split(":")[0].split()[-1]))
+    judged = [r for rs in rows.values() for r in rs if r.claimed and r.verdict != v.NOT_TESTED]
+    firm = sum(not r.alternatives for r in judged)
+    stale = [name for name, run in check["runs"].items() if name in runs
+             and {str(s): x for s, x in runs[name].values("test_accuracy").items()} != run["committed"]]
+    lines = ["## Robustness: verdicts on another host", "",
              f"On {check['date']}, `bench/host_sensitivity.py` re-trained {len(check['runs'])} runs "
              f"({', '.join(f'`{r}`' for r in check['runs'])}) with {', '.join(f'`{e}`' for e in check['env'])} "
              f"on this host ({check['cpu']}) — the kernels another CPU would pick — and regenerated the "
-             f"report as it stood that day from them (runs changed since are not re-checked). "
-             f"{total - len(moved)} of {total} seeds' test accuracies came out bit-identical; the "
+             f"report as it stood that day from them. {total - len(moved)} of {total} seeds' test accuracies "
+             "came out bit-identical; the "
              + (f"others moved by up to {100 * max(moved):.2f} pts (median {100 * sorted(moved)[len(moved) // 2]:.2f}). "
                 if moved else "")
-             + f"{len(changed)} of {check['verdicts']} verdicts changed"
-             + (":" if changed else ".")]
-    by_experiment = sorted(changed.items(), key=lambda item: int(item[0].split(":")[0].split()[-1]))
-    lines += [f"- {claim}: **{old}** → **{new}**" for claim, (old, new) in by_experiment]
-    return lines + ["", "Another host perturbs training about as much as another seed. A verdict next to a "
-                        "threshold (a Holm p near 0.05, a TOST near its margin, a value near the edge of its "
-                        "interval) can then fall either way, as these did: the rows concerned say *fragile*; "
-                        "read them with their intervals rather than as settled.", ""]
+             + f"{len(changed)} of {check['verdicts']} verdicts changed" + (":" if changed else ".")]
+    for claim, (old, new, *stated) in changed:
+        said = "" if not stated else (" (the report had stated it as possible)" if stated[0]
+                                      else " (**not** among the alternatives the report had stated)")
+        lines.append(f"- {claim}: **{old}** → **{new}**{said}")
+    lines += ["", "A host change acts like a partial re-draw of the seeds. From the changes measured above, "
+              f"every verdict was re-judged on {robustness.SIMULATIONS} simulated re-runs on another host "
+              f"(`ch11/robustness.py`: each seed moves as much as measured, spreads and seed pairing keep "
+              f"their distribution): **{firm} of {len(judged)} verdicts never changed in "
+              f"{100 * robustness.MIN_SHARE:.0f} % or more of them**; each of the others shows, beside it, "
+              "the verdicts another host may give and how often (\"another host: …\"). Read those as "
+              "*not settled at this number of seeds*."]
+    if stale:
+        lines += ["", f"Runs changed since the check (their test accuracies differ from those it recorded): "
+                      f"{', '.join(f'`{n}`' for n in stale)}; re-run `bench/host_sensitivity.py --save`."]
+    return lines + [""]
 
 
 def exploratory(exp, runs: dict[str, ev.RunData]) -> list[str]:
@@ -106,8 +121,7 @@ def exploratory(exp, runs: dict[str, ev.RunData]) -> list[str]:
     return ["Exploratory differences (95 % CI, not adjusted for multiplicity, no verdict):", "", *lines, ""]
 
 
-def experiment_section(number: int, exp, rows: list[ev.Row], runs, dataset: str, fig_dir: Path,
-                       fragile: dict[str, list[str]]) -> list[str]:
+def experiment_section(number: int, exp, rows: list[ev.Row], runs, dataset: str, fig_dir: Path) -> list[str]:
     lines = [f"## Experiment {number} — {exp.title}", "", f"> The write-up: \"{exp.claim}\"", ""]
     if exp.note:
         lines += [exp.note, ""]
@@ -128,12 +142,12 @@ def experiment_section(number: int, exp, rows: list[ev.Row], runs, dataset: str,
         lines += ["The write-up reports no number here: our measurements only, nothing to confirm or contradict.",
                   ""]
     elif rows:
-        lines += claim_table(rows, fragile)
+        lines += claim_table(rows)
     return lines + exploratory(exp, runs) + experiment_figures(number, exp, runs, dataset, fig_dir)
 
 
-def glance(claims, rows: dict[int, list[ev.Row]], fragile: dict[int, dict]) -> list[str]:
-    """One line per experiment: its verdicts counted, and how many of them other CPU kernels changed."""
+def glance(claims, rows: dict[int, list[ev.Row]]) -> list[str]:
+    """One line per experiment: its verdicts counted, and how many of them another host may change."""
     lines = ["## Verdicts at a glance", "", "| # | experiment | the write-up's claim | verdicts of its claim items |",
              "|---|---|---|---|"]
     for number, exp in claims.items():
@@ -141,8 +155,8 @@ def glance(claims, rows: dict[int, list[ev.Row]], fragile: dict[int, dict]) -> l
         tally = ", ".join(f"{sum(r.verdict == x for r in claimed)} {x}" for x in v.VERDICTS
                           if any(r.verdict == x for r in claimed)) or ("no reported number" if not exp.reported
                                                                        else "—")
-        shaky = sum(cell(r.claim) in fragile.get(number, {}) for r in claimed)
-        tally += f" ({shaky} fragile)" if shaky else ""
+        shaky = sum(bool(r.alternatives) for r in claimed)
+        tally += f" ({shaky} not settled: another host may change them)" if shaky else ""
         lines.append(f"| {number} | {cell(exp.title)} | {cell(exp.claim)} | {tally} |")
     return lines + [""]
 
@@ -188,14 +202,24 @@ def summary_table(runs: dict[str, ev.RunData], summary: dict) -> list[str]:
     return lines + [""]
 
 
+def seed_span(seeds) -> str:
+    """'1–10' for a run of consecutive seeds, else the list."""
+    seeds = list(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
 def header(params, dataset: str, runs: dict[str, ev.RunData], delta: float) -> list[str]:
-    seeds = list(params.seeds)
-    own = {n: r.seeds for n, r in runs.items() if r.seeds != seeds}
+    groups: dict[tuple, list[str]] = {}
+    for name, run in runs.items():
+        groups.setdefault(tuple(run.seeds), []).append(name)
+    common = max(groups, key=lambda k: len(groups[k]))
+    others = "; ".join(f"{seed_span(k)} for {', '.join(f'`{n}`' for n in names)}" for k, names in groups.items() if k != common)
     lines = [f"# Chapter 11 — results on {DATASET_TITLES[dataset]}", "",
              f"Generated by `python -m stages.report {dataset}` from metrics/{dataset}/ and ch11/claims.yaml "
              "(the write-up's reported numbers).", "",
-             f"**Seeds:** {', '.join(map(str, seeds))} for every run"
-             + (" except " + "; ".join(f"`{n}`: {', '.join(map(str, s))}" for n, s in own.items()) if own else "")
+             f"**Seeds:** {seed_span(common)} for every run" + (f" except: {others}" if others else "")
              + f". **Backend:** {', '.join(sorted({i['backend'] for r in runs.values() for i in r.infos.values()}))}.",
              "", HOW_TO_READ.replace("{delta}", f"{delta:g}")]
     capped = {k: x for k, x in params.limits.model_dump().items() if x is not None}

@@ -13,10 +13,18 @@ SMOKE_LIMITS = {"max_epochs": 1, "max_train_samples": 1000, "max_eval_samples": 
 OUTPUT_DIRS = ("data", "models", "metrics", "reports", ".checkpoints")
 
 
+def with_seeds(params: dict, seeds: list[int]) -> dict:
+    """``params`` with ``seeds`` for every run: the global list set, the runs' own lists dropped."""
+    for group in ("runs", "transfer_runs", "cifar_runs"):
+        for run in params.get(group, {}).values():
+            run.pop("seeds", None)
+    return {**params, "seeds": list(seeds)}
+
+
 def project_copy(root: Path, runs: list[str] | None = None, seeds: list[int] = (1,),
                  limits: dict | None = None) -> Path:
     """A fresh git + DVC copy of this project at ``root`` (code and config only, no outputs or lock),
-    with a small profile: ``limits`` caps (default SMOKE_LIMITS), ``seeds``, and only the named
+    with a small profile: ``limits`` caps (default SMOKE_LIMITS), ``seeds`` (for every run), and only the named
     ``runs`` kept (transfer and cifar runs too, when named). Commit included, so `dvc` commands work."""
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT, check=True,
                             capture_output=True, text=True).stdout.split()
@@ -26,8 +34,9 @@ def project_copy(root: Path, runs: list[str] | None = None, seeds: list[int] = (
             continue
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, root / rel)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["seeds"] = list(seeds)
+    (root / "metrics").mkdir(exist_ok=True)
+    (root / "metrics" / "host_checks.json").write_text("{}\n")  # report@'s input: no host check in a copy
+    params = with_seeds(yaml.safe_load((root / "params.yaml").read_text()), seeds)
     params["limits"] = dict(SMOKE_LIMITS if limits is None else limits)
     if runs is not None:
         for group in ("runs", "transfer_runs", "cifar_runs"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ch11 import atomic, claims as claims_mod, evidence as ev, paths, params as params_mod
+from ch11 import atomic, claims as claims_mod, evidence as ev, paths, params as params_mod, robustness
 from ch11.errors import PipelineError, run_main
 from ch11.report_text import (baselines_section, experiment_section, glance, header, robustness_section,
                               summary_table)
@@ -33,15 +33,15 @@ def read_summary(dataset: str, runs: dict[str, ev.RunData]) -> dict:
 
 
 def read_host_check(dataset: str) -> dict | None:
-    """bench/host_sensitivity.py's findings, when that check was run for this dataset."""
-    path = paths.host_sensitivity(dataset)
+    """bench/host_sensitivity.py's findings for ``dataset``, when that check was run for it."""
+    path = paths.HOST_CHECKS
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise PipelineError(f"{path} is not valid JSON ({exc}): re-run bench/host_sensitivity.py --out {path} "
-                            "or delete the file.") from exc
+        return json.loads(path.read_text(encoding="utf-8")).get(dataset)
+    except (ValueError, AttributeError) as exc:
+        raise PipelineError(f"{path} is not a JSON object of dataset -> findings ({exc}): re-run "
+                            f"`python bench/host_sensitivity.py --save` or restore it with `git checkout {path}`.") from exc
 
 
 def build_report(params, dataset: str, out_dir: Path) -> None:
@@ -59,15 +59,14 @@ def build_report(params, dataset: str, out_dir: Path) -> None:
     experiments = claims.of(dataset)
     rows = ev.judge(claims, dataset, runs)
     check = read_host_check(dataset)
-    changed = check["changed"] if check else {}
-    fragile = {number: {claim[len(f"Experiment {number}: "):]: pair for claim, pair in changed.items()
-                        if claim.startswith(f"Experiment {number}: ")} for number in experiments}
+    if check:
+        robustness.alternatives(claims, dataset, runs, rows, robustness.redraw_weight(check))
     sections = []
     for number, exp in experiments.items():
-        sections += experiment_section(number, exp, rows[number], runs, dataset, fig_dir, fragile[number])
-    text = (header(params, dataset, runs, claims.delta) + glance(experiments, rows, fragile)
-            + baselines_section(claims.baselines, experiments, runs) + robustness_section(check) + sections
-            + summary_table(runs, read_summary(dataset, runs)))
+        sections += experiment_section(number, exp, rows[number], runs, dataset, fig_dir)
+    text = (header(params, dataset, runs, claims.delta) + glance(experiments, rows)
+            + baselines_section(claims.baselines, experiments, runs) + robustness_section(check, runs, rows)
+            + sections + summary_table(runs, read_summary(dataset, runs)))
     (out_dir / "results.md").write_text("\n".join(text).rstrip() + "\n", encoding="utf-8")
 
 

@@ -83,7 +83,8 @@ def test_shorthand_widths_yaml_anchors_and_per_run_seeds():
     deep = loaded.run("x08_onecycle")  # an anchor chain: x08 -> x08_selu -> x08_alpha -> onecycle
     assert deep.widths == [100] * 20 and deep.activation == "selu" and deep.schedule.name == "onecycle"
     assert loaded.seeds_of("x08_onecycle") == [1, 2, 3]
-    assert loaded.seeds_of("baseline") == loaded.seeds
+    assert loaded.seeds_of("baseline_es") == loaded.seeds
+    assert loaded.seeds_of("e04_elu") == loaded.seeds_of("baseline") == list(range(1, 11))  # the fixed_budget anchor
 
 
 def fields_with_defaults(model: type, prefix: str = "") -> list[str]:
