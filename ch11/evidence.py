@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -121,7 +121,7 @@ class Row:
     p: float | None = None
     p_holm: float | None = None
     item: Value | Comparison | Check | None = None
-    alternatives: dict[str, float] = field(default_factory=dict)  # other verdicts on another host (ch11/robustness.py)
+    alternatives: dict[str, float] | None = None  # other verdicts on another host (ch11/robustness.py)
 
 
 def not_lr_tested(item, runs: dict[str, RunData]) -> str:

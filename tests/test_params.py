@@ -87,6 +87,16 @@ def test_shorthand_widths_yaml_anchors_and_per_run_seeds():
     assert loaded.seeds_of("e04_elu") == loaded.seeds_of("baseline") == list(range(1, 11))  # the fixed_budget anchor
 
 
+def test_max_seeds_caps_every_run_own_lists_included(tmp_path):
+    raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    raw["limits"]["max_seeds"] = 2
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    capped = params.load(path)
+    assert capped.seeds_of("baseline") == capped.seeds_of("baseline_es") == [1, 2]
+    assert capped.seeds_of("x08_onecycle") == [1, 2]
+
+
 def fields_with_defaults(model: type, prefix: str = "") -> list[str]:
     """Every field of a pydantic model tree that has a default (a value training would read untracked)."""
     found = []

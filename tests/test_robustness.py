@@ -17,8 +17,8 @@ def run(name: str, accuracies: list[float | None]) -> ev.RunData:
     return ev.RunData(name, SEEDS, evals, {}, {}, {})
 
 
-def claims(size_a: str, size_b: str) -> Claims:
-    comparison = {"a": "a", "b": "ref", "sign": "+"}
+def claims(size_a: str, size_b: str, metric: str = "test_accuracy") -> Claims:
+    comparison = {"a": "a", "b": "ref", "sign": "+", "metric": metric}
     return Claims.model_validate({"delta": 0.5, "experiments": {
         1: {"title": "far", "dataset": "fashion_mnist", "claim": "a > ref", "reference": "ref",
             "runs": {"a": size_a, "ref": "ref"}, "comparisons": [comparison]},
@@ -26,20 +26,43 @@ def claims(size_a: str, size_b: str) -> Claims:
             "runs": {"b": size_b, "ref": "ref"}, "comparisons": [{**comparison, "a": "b"}]}}})
 
 
-def check(committed: list[float], rerun: list[float]) -> dict:
-    return {"runs": {"x": {"committed": {str(s): c for s, c in zip(SEEDS, committed)},
-                           "rerun": {str(s): r for s, r in zip(SEEDS, rerun)}}}}
-
-
 RNG = np.random.default_rng(7)
 REF = list(0.88 + RNG.normal(0, 0.003, len(SEEDS)))
 
 
-def test_redraw_weight_matches_the_measured_changes():
-    spread = [0.880, 0.884, 0.876, 0.882, 0.878, 0.881, 0.879, 0.883, 0.877, 0.880]
-    assert robustness.redraw_weight(check(spread, spread)) == 1.0           # nothing moved: no re-draw
-    assert robustness.redraw_weight(check(spread, spread[::-1])) < 0.5     # seeds swapped: mostly re-drawn
-    assert robustness.redraw_weight(check(spread, [x + 0.05 for x in spread])) == 0.0   # clipped
+def test_implied_weight_solves_the_expected_squared_change():
+    assert robustness.implied_weight(0.0, 5) == 1.0                    # nothing moved: nothing re-drawn
+    assert robustness.implied_weight(1.8, 5) == robustness.implied_weight(3.0, 5) == 0.0   # a fresh draw or more
+    for q, k in ((0.3, 5), (1.0, 10), (1.5, 5)):
+        r = robustness.implied_weight(q, k)
+        assert 0 < r < 1 and (1 - r) ** 2 * (k - 1) / k + 1 - r * r == pytest.approx(q)
+
+
+def test_redraw_weight_averages_the_runs_ratios():
+    spread = [0.880, 0.884, 0.876, 0.882, 0.878]
+    variance = np.var(spread, ddof=1)                                   # 1e-5
+    shifted = [x + d for x, d in zip(spread, [0.002, -0.002, 0.0, 0.0, 0.0])]   # mean squared change 1.6e-6
+    record = {"runs": {"a": {"committed": dict(zip("12345", spread)), "rerun": dict(zip("12345", spread))},
+                       "b": {"committed": dict(zip("12345", spread)), "rerun": dict(zip("12345", shifted))},
+                       "diverged": {"committed": {"1": None, "2": 0.1}, "rerun": {"1": None, "2": 0.1}}}}
+    assert set(robustness.run_ratios(record)) == {"a", "b"}             # < 2 seeds with a value: left out
+    expected = robustness.implied_weight((0 + 1.6e-6 / variance) / 2, 5)
+    assert robustness.redraw_weight(record) == pytest.approx(expected) and expected < 1
+    assert robustness.redraw_weight({"runs": {"a": record["runs"]["a"]}}) == 1.0
+
+
+def test_redrawn_seeds_move_as_calibrated_and_keep_variance_and_covariance():
+    a = np.array(REF)
+    b = 0.5 * a + np.random.default_rng(5).normal(0, 0.002, len(SEEDS)) + 0.4
+    runs = {"a": run("a", list(a)), "b": run("b", list(b))}
+    r, k, rng = 0.6, len(SEEDS), np.random.default_rng(1)
+    draws = [robustness.redrawn(runs, r, rng) for _ in range(4000)]
+    new = {n: np.array([[d[n].evals[s]["test_accuracy"] for s in SEEDS] for d in draws]) for n in runs}
+    shift = np.mean((new["a"] - a) ** 2)
+    assert shift == pytest.approx(((1 - r) ** 2 * (k - 1) / k + 1 - r * r) * np.var(a, ddof=1), rel=0.05)
+    assert np.mean(np.var(new["a"], axis=1, ddof=1)) == pytest.approx(np.var(a, ddof=1), rel=0.05)
+    covariance = np.mean([np.cov(x, y)[0, 1] for x, y in zip(new["a"], new["b"])])
+    assert covariance == pytest.approx(np.cov(a, b)[0, 1], rel=0.05)
 
 
 def test_a_partial_redraw_keeps_pairing_and_diverged_seeds():
@@ -72,3 +95,10 @@ def test_only_verdicts_near_a_threshold_get_alternatives():
     fresh = ev.judge(c, "fashion_mnist", runs)
     robustness.alternatives(c, "fashion_mnist", runs, fresh, r=1.0)
     assert fresh[2][0].alternatives == {}                                # r = 1: a host change moves nothing
+    other = claims("a", "b", metric="best_val_accuracy")
+    for r in runs.values():
+        for m in r.evals.values():
+            m["best_val_accuracy"] = m["test_accuracy"]
+    rows = ev.judge(other, "fashion_mnist", runs)
+    robustness.alternatives(other, "fashion_mnist", runs, rows, r=0.6, simulations=50)
+    assert rows[2][0].alternatives is None                               # not the metric the check measured
