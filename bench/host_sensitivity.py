@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from ch11.report_text import read_verdict_cell  # noqa: E402
+
 DATASET = "fashion_mnist"
 RUNS = ["e01_poor_init", "baseline", "selu", "e04_elu", "e05_bn_after", "e05_bn_before", "e06_clip_value",
         "e06_clip_norm", "e09_plateau"]   # runs behind verdicts of experiments 1-6, 9, 10, several near a threshold
@@ -60,8 +61,8 @@ def verdicts(report: Path) -> dict[str, tuple[str, set[str]]]:
         if line.startswith("## "):
             section = line[3:].split(" — ")[0]
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 7 and (match := re.fullmatch(r"\*\*(.+?)\*\*(?: \(another host: (.+)\))?", cells[4])):
-            found[f"{section}: {cells[0]}"] = (match.group(1), set(re.findall(r"\*([^*]+)\*", match.group(2) or "")))
+        if len(cells) == 7 and (verdict := read_verdict_cell(cells[4])):
+            found[f"{section}: {cells[0]}"] = verdict
     return found
 
 

@@ -2,6 +2,7 @@
 section per experiment (claim table, exploratory differences, figures) and the summary of all runs."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ch11 import evidence as ev, robustness, verdicts as v
@@ -34,6 +35,12 @@ Each claim of the write-up is judged against our per-seed numbers; the write-up 
 
 def cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def read_verdict_cell(text: str) -> tuple[str, set[str]] | None:
+    """The inverse of ``verdict_cell`` for a claimed row: (verdict, its alternatives); None otherwise."""
+    match = re.fullmatch(r"\*\*(.+?)\*\*(?: \(another host: (.+)\))?", text.strip())
+    return (match.group(1), set(re.findall(r"\*([^*]+)\*", match.group(2) or ""))) if match else None
 
 
 def verdict_cell(row: ev.Row) -> str:

@@ -264,6 +264,19 @@ def test_verdicts_another_host_may_change_say_so(tmp_path):
     assert "Runs changed since the check (seeds it recorded now have other test accuracies): `baseline`" in text
 
 
+def test_the_verdict_cell_reads_back():
+    from ch11 import evidence as ev
+    from ch11.report_text import read_verdict_cell, verdict_cell
+
+    row = ev.Row("comparison", "a − b", "+1", "+0.9", verdict="confirmed",
+                 alternatives={"inconclusive": 0.31, "direction confirmed, size differs": 0.02})
+    assert read_verdict_cell(verdict_cell(row)) == ("confirmed", {"inconclusive", "direction confirmed, size differs"})
+    row.alternatives = None
+    assert read_verdict_cell(verdict_cell(row)) == ("confirmed", set())
+    row.claimed = False
+    assert read_verdict_cell(verdict_cell(row)) is None
+
+
 def test_summary_table_lists_every_run(report):
     text = (report / "results.md").read_text()
     summary = text[text.index("## Summary of all runs"):]
