@@ -34,6 +34,13 @@ this host's GPUs. ``CH11_THREADS > 1`` (fewer parallel commands than cores) may 
 in the last bits (see ch11/backend.py), whereas `dvc repro` trains with one thread: pass
 ``concurrency`` >= cores for results bit-identical to it.
 
+Why a dispatch loop rather than ``task.submit(wait_for=upstream)``: Prefect resolves ``wait_for`` inside the
+worker, so a submitted stage would hold one of the ``concurrency`` workers while its upstream still runs
+(evaluations submitted early would idle the slots that trainings need), and each stage's DVC check and
+restore must happen after its upstream is recorded, in the one thread that talks to DVC. The loop below
+hands Prefect's task runner (``ThreadPoolTaskRunner`` or ``DaskTaskRunner``) only stages that are ready,
+so every worker runs a command, and records finished ones in batches.
+
 A failing command fails the flow with the stage's own message (the last lines of its stderr); stages
 already finished, and those still running at that moment, are recorded in dvc.lock; nothing new starts
 unless ``keep_going`` (then only the failed stage's downstream is left out, like `dvc repro -k`).
