@@ -84,7 +84,7 @@ def test_shorthand_widths_yaml_anchors_and_per_run_seeds():
     assert deep.widths == [100] * 20 and deep.activation == "selu" and deep.schedule.name == "onecycle"
     assert loaded.seeds_of("x08_onecycle") == [1, 2, 3]
     assert loaded.seeds_of("baseline_es") == loaded.seeds
-    assert loaded.seeds_of("e04_elu") == loaded.seeds_of("baseline") == list(range(1, 11))  # the fixed_budget anchor
+    assert loaded.seeds_of("e04_elu") == loaded.seeds_of("baseline") == list(range(1, 11))  # the ten_seeds anchor
 
 
 def test_max_seeds_caps_every_run_own_lists_included(tmp_path):
