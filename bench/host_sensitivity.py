@@ -103,8 +103,9 @@ def main() -> None:
             pairs = ", ".join(f"{'—' if old[s] is None else f'{100 * old[s]:.2f}'}→"
                               f"{'—' if new[s] is None else f'{100 * new[s]:.2f}'}" for s in old)
             print(f"  {run}: test accuracy per seed (committed→re-run) {pairs}; {same} of {len(old)} identical")
-        flipped = {claim: (old, after.get(claim, ("—", set()))[0], after.get(claim, ("—", set()))[0] in stated)
-                   for claim, (old, stated) in before.items() if old != after.get(claim, ("—", set()))[0]}
+        rerun = {claim: after.get(claim, ("—", set()))[0] for claim in before}
+        flipped = {claim: (old, rerun[claim], rerun[claim] in stated)   # stated: the alternatives the report gave
+                   for claim, (old, stated) in before.items() if old != rerun[claim]}
         print(f"\n{equal} of {total} seeds' test accuracies bit-identical; {len(before)} verdicts, "
               f"{len(flipped)} changed" + (":" if flipped else "."))
         for claim, (old, new, stated) in flipped.items():
