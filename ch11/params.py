@@ -133,7 +133,7 @@ class RunConfig(Strict):
 
     No field has a default here: every value training reads sits in params.yaml, so DVC tracks it."""
     backend: Literal["tensorflow", "jax"]
-    seeds: list[Annotated[int, Field(ge=0)]] | None   # null: the global `seeds`
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     epochs: PositiveInt
     batch_size: PositiveInt
     hidden: list[PositiveInt] | Hidden
@@ -186,8 +186,8 @@ class Limits(Strict):
 class Params(Strict):
     download: Download
     validate_: Validate = Field(alias="validate")
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     limits: Limits = Limits()
+    templates: dict = {}     # YAML anchors that runs merge in; read by no stage
     defaults: dict
     runs: dict[str, dict]
     cifar_runs: dict[str, dict] = {}
@@ -208,9 +208,8 @@ class Params(Strict):
         return RUN_GROUPS[self.group_of(run)]
 
     def seeds_of(self, run: str) -> list[int]:
-        """The seeds ``run`` is trained with: its own ``seeds`` list, else the global one (the first
-        ``limits.max_seeds`` of it, when set)."""
-        return list(self.run(run).seeds or self.seeds)[:self.limits.max_seeds]
+        """The seeds ``run`` is trained with (``defaults.seeds`` or its own), the first ``limits.max_seeds``."""
+        return list(self.run(run).seeds)[:self.limits.max_seeds]
 
     def run(self, name: str) -> RunConfig:
         """The validated configuration of run ``name`` (defaults deep-merged with its entry)."""

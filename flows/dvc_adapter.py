@@ -25,10 +25,12 @@ class DvcAdapter:
 
     LOCK_TRIES = 10  # DVC waits 3 s per try: someone else's `dvc status` may hold the lock a while
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, allow_missing: bool = False):
         self.root = str(root)
+        self.allow_missing = allow_missing   # as `dvc repro --allow-missing`: absent but unchanged outputs
         self._repo = None
         self.stages: dict[str, Any] = {}
+        self.upstream: dict[str, list[str]] = {}
 
     def close(self) -> None:
         with DVC_LOCK:
@@ -90,6 +92,7 @@ class DvcAdapter:
             upstream = {stage.addressing: sorted(dep.addressing for dep in graph.successors(stage)
                                                  if dep.addressing in names) for stage in order}
         self.stages = {stage.addressing: stage for stage in order}
+        self.upstream = upstream
         return [stage.addressing for stage in order], upstream
 
     def prepare(self, name: str) -> tuple[str, Any]:
@@ -102,10 +105,14 @@ class DvcAdapter:
 
         with self.repo() as repo:
             stage = self.stages[name]
+            # With allow_missing, a dependency that is an upstream stage's absent output counts as
+            # changed only when that stage's recorded output differs (DVC's own rule).
+            missing = {"allow_missing": self.allow_missing,
+                       "upstream": [self.stages[up] for up in self.upstream.get(name, [])]}
             if stage.frozen or not stage.cmd or stage.is_import:
                 # Nothing to run in parallel (data sources, imports, frozen stages): let DVC do it all.
-                return ("restored" if _reproduce_stage(stage) else "skipped"), None
-            if not stage.changed():
+                return ("restored" if _reproduce_stage(stage, **missing) else "skipped"), None
+            if not stage.changed(**missing):
                 return "skipped", None
             stage.remove_outs(ignore_remove=False, force=False)
             try:

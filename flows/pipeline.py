@@ -344,8 +344,8 @@ def publish_artifacts(root: Path) -> None:
 @flow(name="ch11-pipeline")
 def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = None,
                   dask_address: str | None = None, project_dir: str | None = None, keep_going: bool = False,
-                  per_gpu: int = PER_GPU,
-                  stage_timeout_s: float | None = None) -> dict[str, list[str]]:
+                  per_gpu: int = PER_GPU, stage_timeout_s: float | None = None,
+                  allow_missing: bool = False) -> dict[str, list[str]]:
     """Bring the targets (default: every stage) and their upstream up to date, like `dvc repro`, running
     independent stage commands in parallel.
 
@@ -357,10 +357,12 @@ def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = No
         dask_address: run the commands on this existing Dask scheduler instead of a thread pool.
         project_dir: the DVC project; default the one this file belongs to.
         keep_going: after a failure, still run what does not depend on the failed stage.
+        allow_missing: as `dvc repro --allow-missing`: a stage whose outputs are absent (a clone without
+            the DVC cache) but whose command, deps and params are unchanged is skipped.
     """
     logger = get_run_logger()
     root = Path(project_dir or PROJECT_ROOT).resolve()
-    book = DvcAdapter(root)
+    book = DvcAdapter(root, allow_missing)
     try:
         return _run(book, root, targets, concurrency, dask_address, keep_going, per_gpu, logger,
                     stage_timeout_s)
@@ -418,11 +420,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dask-address", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--project-dir", help="the DVC project (default: this checkout)")
     parser.add_argument("--keep-going", action="store_true", help="after a failure, run what does not depend on it")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="skip stages whose outputs are absent but unchanged (a clone without the DVC cache)")
     args = parser.parse_args(argv)
     try:
         summary = ch11_pipeline(targets=args.targets, concurrency=args.concurrency, dask_address=args.dask_address,
                                 project_dir=args.project_dir, keep_going=args.keep_going, per_gpu=args.per_gpu,
-                                stage_timeout_s=args.stage_timeout)
+                                stage_timeout_s=args.stage_timeout, allow_missing=args.allow_missing)
     except StageFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
