@@ -43,6 +43,17 @@ class Comparison(Strict):
     requires_lr_change: str | None = None
 
 
+class Effect(Strict):
+    """A technique against its matched baseline: mean(a) - mean(b) of ``metric`` (``a_metric`` read on a)."""
+    exp: int
+    label: str
+    a: str
+    b: str
+    metric: str = "test_accuracy"
+    a_metric: str | None = None
+    claim: float | None = None     # the write-up's difference for this comparison, in points
+
+
 class Check(Strict):
     """A qualitative claim tested seed by seed.
 
@@ -68,11 +79,9 @@ class Experiment(Strict):
     note: str | None = None
     runs: dict[str, str]
     separate: list[str] = []
-    reference: str | None = None
     values: list[Value] = []
     comparisons: list[Comparison] = []
     checks: list[Check] = []
-    compare_metrics: list[str] = []
     figures: list[FigureName | dict[Literal["confusion"], str]] = []
     reported: bool = True
 
@@ -80,6 +89,7 @@ class Experiment(Strict):
 class Claims(Strict):
     delta: Annotated[float, Field(gt=0)]
     baselines: dict[str, str] = {}   # run -> what it is: runs several experiments compare against
+    effects: list[Effect] = []
     experiments: dict[int, Experiment]
 
     def of(self, dataset: str) -> dict[int, Experiment]:

@@ -279,3 +279,41 @@ def activation_shapes(path: Path) -> Path:
         fig.suptitle("Activation functions (computed with numpy)", fontweight="bold")
         fig.tight_layout()
         return _save(fig, path)
+
+
+READING_COLORS = {"helps": "#1a9850", "no effect": "#4575b4", "hurts": "#d73027", "unresolved": "#808080",
+                  "diverges": "#7b3294"}
+
+
+def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path | None:
+    """Effects with their 95 % CI, one line each, top to bottom in ``rows`` order. row: {"label", "diff",
+    "ci_low", "ci_high", "reading", "claim" (the write-up's Δ or None)}; rows without a difference are left
+    out. The ±delta band marks 'no effect'."""
+    rows = [r for r in rows if r["diff"] is not None]
+    if not rows:
+        return None
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(9.5, 0.27 * len(rows) + 1.6))
+        y = np.arange(len(rows))[::-1]
+        ax.axvspan(-delta, delta, color="#4575b4", alpha=0.12, lw=0)
+        ax.axvline(0, color="black", lw=0.8)
+        for yi, r in zip(y, rows):
+            color = READING_COLORS.get(r["reading"], "black")
+            ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=color, lw=2)
+            ax.plot(r["diff"], yi, "o", color=color, ms=5)
+            if r.get("claim") is not None:
+                ax.plot(r["claim"], yi, "D", color="black", mfc="none", ms=6)
+        ax.set_yticks(y)
+        ax.set_yticklabels([r["label"] for r in rows], fontsize=8)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_xlabel("Δ vs matched baseline (points; 95 % CI)")
+        ax.set_title(title, pad=28)
+        ax.grid(axis="y", alpha=0)
+        handles = [Line2D([], [], color=c, lw=2, marker="o", label=k) for k, c in READING_COLORS.items()
+                   if any(r["reading"] == k for r in rows)]
+        handles += [Line2D([], [], ls="", marker="D", color="black", mfc="none", label="the write-up's Δ"),
+                    Patch(color="#4575b4", alpha=0.12, label=f"±{delta:g} pts: no effect band")]
+        ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.4, 1.0), ncol=4, frameon=False,
+                  fontsize=8)
+        fig.tight_layout()
+        return _save(fig, path)

@@ -66,12 +66,16 @@ def confusion(dataset: str, run: str) -> Path:
     return METRICS / dataset / "confusion" / f"{run}.csv"
 
 
-HOST_CHECKS = METRICS / "host_checks.json"  # bench/host_sensitivity.py's findings per dataset (git-tracked
-# measurements; report@<dataset> depends on it: each verdict's alternatives on another host come from it)
+HOST_CHECKS = METRICS / "host_checks.json"  # what a second host measured, per dataset (git-tracked; the report
+# marks the rows resting on runs that moved there)
 
 
 def summary(dataset: str) -> Path:
     return METRICS / dataset / "summary.json"
+
+
+def effects(dataset: str) -> Path:
+    return METRICS / dataset / "effects.json"
 
 
 def report_dir(dataset: str) -> Path:

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ch11 import evidence as ev, figures, paths, verdicts as v
+from ch11 import evidence as ev, figures, paths
+from ch11.stats import finite
 
 CLASS_NAMES = {
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -33,8 +34,8 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
             div = f" ({len(run.diverged())} of {len(run.seeds)} diverged)" if run.diverged() else ""
             claimed = next((i.value for i in exp.values if i.run == run.name and i.metric == metric), None)
             bars.append({"label": label + div, "claimed": claimed,
-                         "values": v.finite(run.values(metric, 100.0).values())})
-            mc = v.finite(run.values("mc_test_accuracy", 100.0).values())
+                         "values": finite(run.values(metric, 100.0).values())})
+            mc = finite(run.values("mc_test_accuracy", 100.0).values())
             if metric == "test_accuracy" and mc:
                 bars.append({"label": f"{label} — MC dropout", "values": mc, "claimed": None})
         panels.append({"xlabel": f"{ev.metric_name(metric)} (%)", "bars": bars})
@@ -119,6 +120,6 @@ def layer_means(run: ev.RunData, stage: str) -> dict | None:
            "tick_labels": [f"{r['layer']}{' (out)' if i == len(first) - 1 else ''}\n{r['fan_in']}→{r['fan_out']}"
                            if len(first) <= 8 else str(r["layer"]) for i, r in enumerate(first)]}
     for metric in ("grad_norm", "activation_std", "weight_var", "theory_var"):
-        vals = [v.finite(rows[i].get(metric) for rows in per_seed) for i in range(len(first))]
+        vals = [finite(rows[i].get(metric) for rows in per_seed) for i in range(len(first))]
         out[metric] = [float(np.mean(x)) if x else None for x in vals]
     return out

@@ -14,11 +14,11 @@ OUTPUT_DIRS = ("data", "models", "metrics", "reports", ".checkpoints")
 
 
 def with_seeds(params: dict, seeds: list[int]) -> dict:
-    """``params`` with ``seeds`` for every run: the global list set, the runs' own lists dropped."""
+    """``params`` with ``seeds`` for every run: ``defaults.seeds`` set, the runs' own lists dropped."""
     for group in ("runs", "transfer_runs", "cifar_runs"):
         for run in params.get(group, {}).values():
             run.pop("seeds", None)
-    return {**params, "seeds": list(seeds)}
+    return {**params, "defaults": {**params["defaults"], "seeds": list(seeds)}}
 
 
 def project_copy(root: Path, runs: list[str] | None = None, seeds: list[int] = (1,),
@@ -35,7 +35,7 @@ def project_copy(root: Path, runs: list[str] | None = None, seeds: list[int] = (
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, root / rel)
     (root / "metrics").mkdir(exist_ok=True)
-    (root / "metrics" / "host_checks.json").write_text("{}\n")  # report@'s input: no host check in a copy
+    (root / "metrics" / "host_checks.json").write_text("{}\n")  # report@'s input: no second host in a copy
     params = with_seeds(yaml.safe_load((root / "params.yaml").read_text()), seeds)
     params["limits"] = dict(SMOKE_LIMITS if limits is None else limits)
     if runs is not None:

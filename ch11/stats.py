@@ -1,12 +1,17 @@
 """Seed-to-seed summaries: per-run mean, std, n, min, max of each metric (verdict rules: ch11/verdicts.py)."""
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from ch11.verdicts import finite
+import numpy as np
 
 SUMMARY_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "epochs", "overfit_gap",
                    "epoch1_val_accuracy", "mc_test_accuracy")
+
+
+def finite(values) -> list[float]:
+    """The finite numbers among ``values`` (None, NaN and inf left out)."""
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
 
 
 def summarize(values: list[float | None]) -> dict:

@@ -1,19 +1,20 @@
-"""Verdict rules: how one claim of the write-up is judged against our per-seed numbers (pure functions).
+"""Verdict rules: how our per-seed numbers answer a question (pure functions; scipy/statsmodels tests).
 
-Verdicts:
-  confirmed                          a claimed difference is significant (Holm-adjusted) with the claimed
-                                     sign and, when the write-up gives its size, that size lies in our 95 %
-                                     confidence interval; a claimed value lies in our 95 % prediction
-                                     interval for one more run; a per-seed check holds in every seed
-  direction confirmed, size differs  significant with the claimed sign, but the claimed size is outside
-                                     our confidence interval
-  contradicted                       significant with the opposite sign; a claimed value outside our
-                                     prediction interval; a check that fails in every seed
-  equivalent                         not significant, and equivalence within ±delta is shown (TOST)
-  inconclusive                       neither: our seeds cannot tell (with the minimum detectable effect
-                                     at 80 % power); a check that holds in some seeds only
-  not tested                         the data cannot test the claim (fewer than 2 seeds with a value, or
-                                     a precondition such as "the schedule changed the LR" fails)
+Effects (a technique against its matched baseline, no claim needed):
+  no effect           equivalence within ±delta shown (TOST, Holm-adjusted over the effects table), even
+                      when the difference is also significant (a real but negligible effect)
+  helps / hurts       otherwise, the difference is significant (Holm-adjusted), positive / negative
+  unresolved          neither: our seeds cannot tell
+  diverges            the technique's run diverged in at least half of its seeds (no difference to compute)
+Claimed differences (the write-up's sign and, where it gives one, its size):
+  supported                     significant (Holm) with the claimed sign, and the claimed size inside our 95 % CI
+  size excluded                 our 95 % CI excludes the claimed size, whatever the test against 0 says
+  opposite sign                 significant with the opposite sign
+  no effect                     only a sign was claimed, and TOST (Holm) shows the difference within ±delta
+  consistent, below resolution  the CI holds both 0 and the claim: our seeds cannot tell them apart
+Claimed single values: in range / out of range of our 95 % prediction interval for one more run.
+Checks (a qualitative claim, seed by seed): holds (every seed), fails (no seed), mixed.
+not tested: the data cannot test it (fewer than 2 seeds with a value, a schedule that never acted).
 """
 from __future__ import annotations
 
@@ -22,93 +23,118 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+from ch11.stats import finite
 
 ALPHA = 0.05
-POWER = 0.80
-CONFIRMED, SIZE_DIFFERS, CONTRADICTED = "confirmed", "direction confirmed, size differs", "contradicted"
-EQUIVALENT, INCONCLUSIVE, NOT_TESTED = "equivalent", "inconclusive", "not tested"
-VERDICTS = (CONFIRMED, SIZE_DIFFERS, CONTRADICTED, EQUIVALENT, INCONCLUSIVE, NOT_TESTED)
-
-
-def finite(values) -> list[float]:
-    """The finite numbers among ``values`` (None, NaN and inf left out)."""
-    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+HELPS, HURTS, NO_EFFECT, UNRESOLVED, DIVERGES = "helps", "hurts", "no effect", "unresolved", "diverges"
+READINGS = (HELPS, NO_EFFECT, HURTS, UNRESOLVED, DIVERGES)
+SUPPORTED, SIZE_EXCLUDED, OPPOSITE = "supported", "size excluded", "opposite sign"
+BELOW_RESOLUTION = "consistent, below resolution"
+CLAIM_VERDICTS = (SUPPORTED, SIZE_EXCLUDED, OPPOSITE, NO_EFFECT, BELOW_RESOLUTION)
+IN_RANGE, OUT_OF_RANGE = "in range", "out of range"
+HOLDS, FAILS, MIXED = "holds", "fails", "mixed"
+NOT_TESTED = "not tested"
 
 
 @dataclass(frozen=True)
 class Difference:
-    """mean(a) - mean(b) with its test: paired over shared seeds, else Welch."""
-    diff: float
-    se: float
-    df: float
-    n_a: int
-    n_b: int
+    """mean(a) - mean(b): paired over the seeds both sides share (when at least 2), else Welch."""
+    a: tuple[float, ...]
+    b: tuple[float, ...]
     paired: bool
+
+    @property
+    def diff(self) -> float:
+        return float(np.mean(self.a) - np.mean(self.b))
+
+    @property
+    def n(self) -> str:
+        return str(len(self.a)) if self.paired else f"{len(self.a)}/{len(self.b)}"
+
+    def _test(self):
+        return (sps.ttest_rel(self.a, self.b) if self.paired
+                else sps.ttest_ind(self.a, self.b, equal_var=False))
+
+    def _constant(self) -> bool:
+        """No spread at all (e.g. identical runs): t-tests are undefined."""
+        spread = np.subtract(self.a, self.b) if self.paired else np.concatenate([self.a, self.b])
+        return bool(np.ptp(spread) == 0) if self.paired else bool(np.ptp(self.a) == 0 and np.ptp(self.b) == 0)
 
     def p(self) -> float:
         """Two-sided p-value of 'no difference'."""
-        if self.se == 0:
+        if self._constant():
             return 1.0 if self.diff == 0 else 0.0
-        return float(2 * sps.t.sf(abs(self.diff / self.se), self.df))
+        return float(self._test().pvalue)
 
     def ci(self, level: float = 1 - ALPHA) -> tuple[float, float]:
-        half = float(sps.t.ppf(0.5 + level / 2, self.df)) * self.se
-        return self.diff - half, self.diff + half
+        if self._constant():
+            return self.diff, self.diff
+        low, high = self._test().confidence_interval(level)
+        return float(low), float(high)
 
     def tost_p(self, delta: float) -> float:
-        """p-value of the two one-sided tests that |true difference| < delta (equivalence)."""
-        if self.se == 0:
+        """p-value of the two one-sided tests that the true difference lies within ±delta."""
+        if self._constant():
             return 0.0 if abs(self.diff) < delta else 1.0
-        lower = sps.t.sf((self.diff + delta) / self.se, self.df)
-        upper = sps.t.cdf((self.diff - delta) / self.se, self.df)
-        return float(max(lower, upper))
-
-    def mde(self, alpha: float = ALPHA, power: float = POWER) -> float:
-        """Smallest true difference this design detects with ``power`` at two-sided ``alpha``."""
-        return float((sps.t.ppf(1 - alpha / 2, self.df) + sps.t.ppf(power, self.df)) * self.se)
+        one_sided = (lambda alt, shift: sps.ttest_rel(self.a, np.add(self.b, shift), alternative=alt).pvalue) \
+            if self.paired else (lambda alt, shift: sps.ttest_ind(self.a, np.add(self.b, shift), equal_var=False,
+                                                                  alternative=alt).pvalue)
+        return float(max(one_sided("greater", -delta), one_sided("less", delta)))
 
 
 def compare(a: dict[int, float | None], b: dict[int, float | None]) -> Difference | None:
-    """Seed -> value on each side. Paired t when both sides have finite values for the same >= 2 seeds
-    (runs trained with the same seed see the same data order, and the same initial weights where the
-    architecture is the same); Welch otherwise. None when a side has fewer than 2 finite values."""
+    """Seed -> value on each side. Paired over the seeds with a finite value on both sides when there are
+    at least 2 (a seed fixes the data order, and the initial weights where the architecture is the same);
+    Welch otherwise. None when a side has fewer than 2 finite values."""
     fa = {s: float(v) for s, v in a.items() if finite([v])}
     fb = {s: float(v) for s, v in b.items() if finite([v])}
     if len(fa) < 2 or len(fb) < 2:
         return None
-    if fa.keys() == fb.keys():
-        d = np.array([fa[s] - fb[s] for s in sorted(fa)])
-        return Difference(float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1,
-                          len(d), len(d), True)
-    va, vb = np.array(list(fa.values())), np.array(list(fb.values()))
-    qa, qb = va.var(ddof=1) / len(va), vb.var(ddof=1) / len(vb)
-    se = math.sqrt(qa + qb)
-    df = (qa + qb) ** 2 / (qa ** 2 / (len(va) - 1) + qb ** 2 / (len(vb) - 1)) if se else len(va) + len(vb) - 2
-    return Difference(float(va.mean() - vb.mean()), se, float(df), len(va), len(vb), False)
+    shared = sorted(fa.keys() & fb.keys())
+    if len(shared) >= 2:
+        return Difference(tuple(fa[s] for s in shared), tuple(fb[s] for s in shared), True)
+    return Difference(tuple(fa.values()), tuple(fb.values()), False)
 
 
 def holm(pvalues: list[float | None]) -> list[float | None]:
-    """Holm-adjusted p-values (None stays None): controls the family-wise error rate of the report."""
-    order = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    """Holm-adjusted p-values (None stays None): the family-wise error rate over the list."""
+    known = [i for i, p in enumerate(pvalues) if p is not None]
     adjusted: list[float | None] = [None] * len(pvalues)
-    running, m = 0.0, len(order)
-    for rank, (p, i) in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p))
-        adjusted[i] = running
+    if known:
+        for i, p in zip(known, multipletests([pvalues[i] for i in known], method="holm")[1]):
+            adjusted[i] = float(p)
     return adjusted
 
 
-def comparison_verdict(d: Difference | None, sign: int, size: float | None, p_adjusted: float | None,
-                       delta: float) -> str:
-    """Verdict on 'mean(a) - mean(b) has sign ``sign`` (and, if given, the size ``size``)'."""
-    if d is None or p_adjusted is None:
+def effect_reading(d: Difference | None, p_holm: float | None, tost_holm: float | None) -> str:
+    """A technique's effect against its matched baseline (module docstring)."""
+    if d is None or p_holm is None:
         return NOT_TESTED
-    if p_adjusted < ALPHA:
-        if np.sign(d.diff) != sign:
-            return CONTRADICTED
-        lo, hi = d.ci()
-        return CONFIRMED if size is None or lo <= size <= hi else SIZE_DIFFERS
-    return EQUIVALENT if d.tost_p(delta) < ALPHA else INCONCLUSIVE
+    if tost_holm is not None and tost_holm < ALPHA:
+        return NO_EFFECT
+    if p_holm < ALPHA:
+        return HELPS if d.diff > 0 else HURTS
+    return UNRESOLVED
+
+
+def claim_verdict(d: Difference | None, sign: int, size: float | None, p_holm: float | None,
+                  tost_holm: float | None) -> str:
+    """Verdict on 'mean(a) - mean(b) has sign ``sign`` (and, if given, the size ``size``)'."""
+    if d is None or p_holm is None:
+        return NOT_TESTED
+    lo, hi = d.ci()
+    significant = p_holm < ALPHA
+    if significant and np.sign(d.diff) != sign:
+        return OPPOSITE
+    if size is not None and not lo <= size <= hi:
+        return SIZE_EXCLUDED
+    if significant:
+        return SUPPORTED
+    if size is None and tost_holm is not None and tost_holm < ALPHA:
+        return NO_EFFECT
+    return BELOW_RESOLUTION
 
 
 def prediction_interval(values: list[float]) -> tuple[float, float] | None:
@@ -122,24 +148,31 @@ def prediction_interval(values: list[float]) -> tuple[float, float] | None:
 
 
 def value_verdict(values: list[float], claimed: float, tolerance: float = 0.0) -> str:
-    """Confirmed when the claimed single-run value (± the write-up's own precision ``tolerance``, for
-    claims such as "≈ 85 %") meets our prediction interval, else contradicted."""
+    """In range when the claimed single-run value (± the write-up's own precision ``tolerance``, for claims
+    such as "≈ 85 %") meets our prediction interval, else out of range."""
     interval = prediction_interval(values)
     if interval is None:
         return NOT_TESTED
-    return CONFIRMED if interval[0] - tolerance <= claimed <= interval[1] + tolerance else CONTRADICTED
+    return IN_RANGE if interval[0] - tolerance <= claimed <= interval[1] + tolerance else OUT_OF_RANGE
 
 
 def check_verdict(passed: list[bool]) -> str:
     """A qualitative claim checked seed by seed: holds in every seed, in none, or in some."""
     if len(passed) < 2:
         return NOT_TESTED
-    if all(passed):
-        return CONFIRMED
-    return CONTRADICTED if not any(passed) else INCONCLUSIVE
+    return HOLDS if all(passed) else FAILS if not any(passed) else MIXED
 
 
 def lr_changed(learning_rates: list[float]) -> bool:
     """Whether a logged per-epoch learning rate ever changed (a schedule that never acts is not tested)."""
     vals = finite(learning_rates)
     return len(vals) > 1 and max(vals) - min(vals) > 1e-12 * max(abs(v) for v in vals)
+
+
+def stopped_early(val_loss: list[float], patience: int) -> bool:
+    """The early-stopping criterion on a finished history: its lowest validation loss came at least
+    ``patience`` epochs before its last epoch (so early stopping with that patience fired, or would have)."""
+    vals = np.asarray(val_loss, dtype=float)
+    if not len(vals) or not np.isfinite(vals).any():
+        return False
+    return len(vals) - (int(np.nanargmin(vals)) + 1) >= patience

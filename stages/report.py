@@ -1,30 +1,37 @@
-"""Stage report@<dataset>: the write-up's claims beside our measured numbers -> reports/<dataset>/.
+"""Stage report@<dataset>: numbers first, then words: metrics/<dataset>/effects.json and reports/<dataset>/.
 
 Usage: python -m stages.report <dataset>
-Writes reports/<dataset>/results.md and figures/*.png atomically (the folder appears complete or not at
-all), from ch11/claims.yaml and every run's per-seed files under metrics/<dataset>/. Verdicts come from
-ch11/evidence.py and ch11/verdicts.py, markdown from ch11/report_text.py, figures from
-ch11/report_figures.py. No Keras: numpy, pandas, scipy, matplotlib.
+From ch11/claims.yaml and every run's per-seed files under metrics/<dataset>/: ch11/findings.py computes every
+effect and verdict once; this stage writes them to metrics/<dataset>/effects.json (a DVC metric: `dvc metrics
+diff` shows how each effect moved), draws the figures (ch11/report_figures.py) and renders results.md from the
+same numbers (ch11/report_text.py). Outputs are written atomically. No Keras: numpy, pandas, scipy, matplotlib.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ch11 import atomic, claims as claims_mod, evidence as ev, paths, params as params_mod, robustness
+from ch11 import atomic, claims as claims_mod, evidence as ev, figures, paths, params as params_mod
 from ch11.errors import PipelineError, run_main
-from ch11.report_text import (baselines_section, experiment_section, glance, header, robustness_section,
-                              summary_table)
+from ch11.findings import findings
+from ch11.report_figures import experiment_figures
+from ch11.report_text import by_reading, interval, metric_suffix, render
 from ch11.results import runs_of
+
+
+def read_json(path: Path, fix: str) -> dict:
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"cannot read {path} ({exc}): {fix}") from exc
+    if not isinstance(found, dict):
+        raise PipelineError(f"{path} is not a JSON object: {fix}")
+    return found
 
 
 def read_summary(dataset: str, runs: dict[str, ev.RunData]) -> dict:
     path = paths.summary(dataset)
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PipelineError(f"cannot read {path} ({exc}): run `python -m stages.aggregate {dataset}` "
-                            "(or `dvc repro`) first.") from exc
+    summary = read_json(path, f"run `python -m stages.aggregate {dataset}` (or `dvc repro`) first.")
     missing = sorted(set(runs) - set(summary))
     if missing:
         raise PipelineError(f"{path} has no summary of {', '.join(missing)}: it is older than params.yaml. "
@@ -32,19 +39,29 @@ def read_summary(dataset: str, runs: dict[str, ev.RunData]) -> dict:
     return summary
 
 
-def read_host_check(dataset: str) -> dict | None:
-    """bench/host_sensitivity.py's findings for ``dataset``, when that check was run for it."""
-    path = paths.HOST_CHECKS
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get(dataset)
-    except (ValueError, AttributeError) as exc:
-        raise PipelineError(f"{path} is not a JSON object of dataset -> findings ({exc}): re-run "
-                            f"`python bench/host_sensitivity.py --save` or restore it with `git checkout {path}`.") from exc
+def read_host_check(dataset: str) -> dict:
+    """What a second host measured for ``dataset`` (runs bit-identical there, runs that moved), if anything."""
+    if not paths.HOST_CHECKS.exists():
+        return {}
+    found = read_json(paths.HOST_CHECKS, f"restore it with `git checkout {paths.HOST_CHECKS}`.").get(dataset, {})
+    missing = {"hosts", "source", "seeds", "identical", "moved", "moved_by"} - set(found)
+    if found and missing:
+        raise PipelineError(f"{paths.HOST_CHECKS}: the entry for {dataset} lacks {', '.join(sorted(missing))}; "
+                            "add them (see the other entries) or remove the entry.")
+    return found
 
 
-def build_report(params, dataset: str, out_dir: Path) -> None:
+def effects_metrics(found: dict) -> dict:
+    """effects.json: each effect and each claimed difference by a stable key, its numbers and its reading."""
+    def key(row: dict) -> str:
+        a = row["a"] + (f":{row['a_metric']}" if row.get("a_metric") else "")
+        return f"{a} - {row['b']}" + ("" if row["metric"] == "test_accuracy" else f" ({row['metric']})")
+    fields = ("diff", "ci_low", "ci_high", "n", "p_holm", "tost_holm")
+    return {"effects": {key(r): {**{f: r[f] for f in fields}, "reading": r["reading"]} for r in found["effects"]},
+            "claims": {key(r): {**{f: r[f] for f in fields}, "verdict": r["verdict"]} for r in found["comparisons"]}}
+
+
+def build_report(params, dataset: str, out_dir: Path) -> dict:
     names = runs_of(params, dataset)
     if not names:
         raise PipelineError(f"params.yaml has no run on {dataset}; nothing to report.")
@@ -54,20 +71,19 @@ def build_report(params, dataset: str, out_dir: Path) -> None:
     if unknown:
         print(f"report {dataset}: claims.yaml names runs that params.yaml does not define (skipped): "
               f"{', '.join(unknown)}")
+    found = findings(claims, dataset, runs, read_host_check(dataset))
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    experiments = claims.of(dataset)
-    rows = ev.judge(claims, dataset, runs)
-    check = read_host_check(dataset)
-    if check:
-        robustness.alternatives(claims, dataset, runs, rows, robustness.redraw_weight(check))
-    sections = []
-    for number, exp in experiments.items():
-        sections += experiment_section(number, exp, rows[number], runs, dataset, fig_dir)
-    text = (header(params, dataset, runs, claims.delta) + glance(experiments, rows)
-            + baselines_section(claims.baselines, experiments, runs) + robustness_section(check, runs, rows)
-            + sections + summary_table(runs, read_summary(dataset, runs)))
-    (out_dir / "results.md").write_text("\n".join(text).rstrip() + "\n", encoding="utf-8")
+    drawn = {number: experiment_figures(number, exp, runs, dataset, fig_dir)
+             for number, exp in claims.of(dataset).items()}
+    rows = by_reading(found["effects"])
+    forest = figures.forest_plot(fig_dir / "effects_forest.png", "Each technique vs its matched baseline",
+                                 [{**r, "label": f"{r['label']}{metric_suffix(r)} [{interval(r, 1)}]"} for r in rows], found["delta"])
+    if forest:
+        drawn["forest"] = f"figures/{forest.name}"
+    (out_dir / "results.md").write_text(render(params, dataset, found, claims, runs, read_summary(dataset, runs),
+                                               drawn), encoding="utf-8")
+    return found
 
 
 def main(argv: list[str]) -> None:
@@ -77,8 +93,9 @@ def main(argv: list[str]) -> None:
     dataset = argv[0]
     params = params_mod.load()
     with atomic.atomic_path(paths.report_dir(dataset), is_dir=True) as out:
-        build_report(params, dataset, out)
-    print(f"report {dataset}: wrote {paths.report_dir(dataset) / 'results.md'} and figures/")
+        found = build_report(params, dataset, out)
+    atomic.write_json(paths.effects(dataset), effects_metrics(found))
+    print(f"report {dataset}: wrote {paths.report_dir(dataset) / 'results.md'}, figures/ and {paths.effects(dataset)}")
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ CASES = [
     Case("train: output folder not writable", [*TRAIN, "baseline"], ["cannot write", "metrics/fashion_mnist"],
          setup=blocked_metrics_dir, params=lambda p: (set_in("limits", {"max_epochs": 1, "max_train_samples": 500,
                                                                         "max_eval_samples": 200})(p),
-                                                      set_in("seeds", [1])(p)),
+                                                      set_in("defaults.seeds", [1])(p)),
          absent=["models/baseline", "metrics/fashion_mnist/timing"]),
     Case("validate: empty gzip", VALIDATE, ["t10k-labels-idx1-ubyte.gz is empty"],
          setup=replace_raw("t10k-labels-idx1-ubyte.gz", b""), absent=["data/validated"]),
@@ -143,7 +143,7 @@ def test_a_diverging_training_is_reported_not_crashed(tmp_path):
     """A learning rate that blows up: the stage finishes, and the metrics mark the run as diverged."""
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     params["runs"]["baseline"] = {"optimizer": {"learning_rate": 1.0e6}}
-    params["seeds"] = [1]
+    params["defaults"]["seeds"] = [1]
     params["limits"] = {"max_epochs": 2, "max_train_samples": 500, "max_eval_samples": 200}
     root = fashion_project(tmp_path / "project", yaml.safe_dump(params, sort_keys=False))
     validated_data(root)

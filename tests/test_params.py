@@ -78,13 +78,37 @@ def test_a_run_is_defaults_deep_merged_with_its_own_entry():
         loaded.run("e99")
 
 
-def test_shorthand_widths_yaml_anchors_and_per_run_seeds():
+def test_shorthand_widths_templates_and_per_run_seeds():
     loaded = params.load(REPO_PARAMS)
-    deep = loaded.run("x08_onecycle")  # an anchor chain: x08 -> x08_selu -> x08_alpha -> onecycle
+    deep = loaded.run("x08_onecycle")  # a template chain: x08 -> x08_selu -> x08_alpha -> x08_onecycle
     assert deep.widths == [100] * 20 and deep.activation == "selu" and deep.schedule.name == "onecycle"
-    assert loaded.seeds_of("x08_onecycle") == [1, 2, 3]
-    assert loaded.seeds_of("baseline_es") == loaded.seeds
-    assert loaded.seeds_of("e04_elu") == loaded.seeds_of("baseline") == list(range(1, 11))  # the ten_seeds anchor
+    assert deep.optimizer.momentum == 0.0  # the book's plain SGD
+    raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    assert loaded.seeds_of("x08_onecycle") == loaded.seeds_of("baseline_es") == raw["defaults"]["seeds"]
+    assert loaded.seeds_of("e04_elu") == loaded.seeds_of("baseline") == list(range(1, 11))  # the ten_seeds template
+
+
+def node_uses(node, counts: dict) -> dict:
+    """How often each YAML node object occurs in the composed tree (an alias re-uses the anchored node)."""
+    counts[id(node)] = counts.get(id(node), 0) + 1
+    if counts[id(node)] == 1 and isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        for child in node.value:
+            for part in child if isinstance(child, tuple) else (child,):
+                node_uses(part, counts)
+    return counts
+
+
+def test_only_templates_are_anchors_so_editing_a_run_changes_that_run_only():
+    """A run that doubled as a YAML anchor would silently change every run merging it when edited."""
+    root = yaml.compose(REPO_PARAMS.read_text(encoding="utf-8"))
+    counts = node_uses(root, {})
+    top = {key.value: value for key, value in root.value}
+    reused = [f"{group}.{key.value}" for group in ("runs", "transfer_runs", "cifar_runs")
+              for key, value in top[group].value if counts[id(value)] > 1]
+    assert reused == [], f"runs used as templates: {reused}"
+    assert any(counts[id(value)] > 1 for _, value in top["templates"].value), "the templates are merged into runs"
+    loaded = params.load(REPO_PARAMS)
+    assert not set(loaded.templates) & set(loaded.run_names())
 
 
 def test_max_seeds_caps_every_run_own_lists_included(tmp_path):

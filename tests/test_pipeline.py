@@ -121,7 +121,7 @@ def test_a_run_can_have_its_own_seeds(reproduced):
         edit_params(root, lambda p: p["runs"]["selu"].update(seeds=[1, 2]))
         assert changed_stages(root) == {"train@selu", "evaluate@selu", "aggregate@fashion_mnist",
                                         "report@fashion_mnist"}
-        edit_params(root, lambda p: p.update(seeds=[1, 2]))  # the global list: every run
+        edit_params(root, lambda p: p["defaults"].update(seeds=[1, 2]))  # the default list: every run
         assert {"train@baseline", "train@e07_model_a", "train_transfer@e07_b_transfer"} <= changed_stages(root)
     finally:
         (root / "params.yaml").write_text(original)

@@ -1,0 +1,176 @@
+"""The report's numbers, computed once: every effect of ch11/claims.yaml against its matched baseline and every
+claim of the write-up judged (rules: ch11/verdicts.py), as a JSON-ready dict. stages/report.py writes it to
+metrics/<dataset>/effects.json (a DVC metric); the markdown and the figures render it. No files written here."""
+from __future__ import annotations
+
+from ch11 import evidence as ev, verdicts as v
+from ch11.claims import Check, Claims, Comparison, Effect, Value
+
+
+def scale_of(metric: str) -> float:
+    return 100.0 if metric in ev.PERCENT_METRICS or metric == "logged_gap" else 1.0
+
+
+def difference(d: v.Difference | None) -> dict:
+    """The numbers of one difference (None fields when it cannot be computed)."""
+    if d is None:
+        return {"diff": None, "ci_low": None, "ci_high": None, "n": None, "paired": None, "p": None}
+    lo, hi = d.ci()
+    return {"diff": round(d.diff, 4), "ci_low": round(lo, 4), "ci_high": round(hi, 4), "n": d.n,
+            "paired": d.paired, "p": d.p()}
+
+
+def distinct(a: ev.RunData, b: ev.RunData) -> list[ev.RunData]:
+    return [a] if a is b else [a, b]
+
+
+def converged_share(*runs: ev.RunData) -> tuple[bool, str]:
+    """Whether every run met the early-stopping criterion in most of its seeds, and the counts."""
+    counts = [r.converged() for r in runs]
+    return all(k * 2 > n for k, n in counts), ", ".join(f"{k}/{n}" for k, n in counts)
+
+
+def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
+    """What the reader needs beside the numbers: diverged seeds, schedules or clipping that did not act."""
+    notes = []
+    for run in distinct(a, b):
+        if run.diverged():
+            notes.append(f"`{run.name}` diverged in {len(run.diverged())} of {len(run.seeds)} seeds")
+    if a is not b and (same := a.identical_seeds(b)):
+        notes.append(f"identical to `{b.name}` in {same} of {len(a.seeds)} seeds (the technique never acted there)")
+    if a.schedule == "plateau":
+        notes.append(f"the plateau schedule lowered the LR in {a.lr_acted()} of {len(a.seeds)} seeds")
+    return notes
+
+
+def effect_row(item: Effect, runs: dict[str, ev.RunData], host: dict) -> dict:
+    a, b = runs[item.a], runs[item.b]
+    scale = scale_of(item.metric)
+    d = v.compare(a.values(item.a_metric or item.metric, scale), b.values(item.metric, scale))
+    converged, counts = converged_share(*distinct(a, b))
+    row = {"exp": item.exp, "label": item.label, "a": item.a, "b": item.b, "metric": item.metric,
+           "a_metric": item.a_metric, **difference(d), "claim": item.claim, "rule": a.rule,
+           "converged": converged, "converged_seeds": counts, "notes": notes_for(a, b),
+           "host_moved": any(n in host.get("moved", []) for n in (item.a, item.b)), "_d": d}
+    if a.rule != b.rule:
+        row["notes"].append(f"rules differ: `{b.name}` {b.rule}")
+    if len(a.diverged()) * 2 >= len(a.seeds) > 0 and not b.diverged():
+        row["reading"] = v.DIVERGES
+    return row
+
+
+def value_row(item: Value, runs: dict[str, ev.RunData], label: str) -> dict:
+    run = runs[item.run]
+    vals = list(run.values(item.metric, ev.SCALE[item.unit]).values())
+    interval = v.prediction_interval(vals)
+    row = {"run": item.run, "label": label, "metric": item.metric, "unit": item.unit, "claimed": item.value,
+           "tolerance": item.tolerance, "note": item.note, "ours": run.describe(item.metric, item.unit),
+           "interval": list(interval) if interval else None, "verdict": v.NOT_TESTED, "why": ""}
+    if not item.compare:
+        row["why"] = item.note or "shown, not tested"
+    elif why := not_lr_tested(item.requires_lr_change, runs):
+        row["why"] = why
+    else:
+        row["verdict"] = v.value_verdict(vals, item.value, item.tolerance)
+    return row
+
+
+def not_lr_tested(run: str | None, runs: dict[str, ev.RunData]) -> str:
+    if run and run in runs and not runs[run].lr_acted():
+        return (f"`{run}`'s schedule never changed the learning rate in any seed, so it ran as constant LR: "
+                "the claim about the schedule is untested, not null")
+    return ""
+
+
+def comparison_row(item: Comparison, runs: dict[str, ev.RunData], labels: dict[str, str], host: dict) -> dict:
+    a, b = runs[item.a], runs[item.b]
+    d = v.compare(a.values(item.metric, scale_of(item.metric)), b.values(item.metric, scale_of(item.metric)))
+    converged, counts = converged_share(*distinct(a, b))
+    row = {"a": item.a, "b": item.b, "claim": f"{labels[item.a]} − {labels[item.b]}", "metric": item.metric,
+           "sign": item.sign, "size": item.size, "note": item.note, **difference(d), "rule": a.rule,
+           "converged": converged, "converged_seeds": counts, "verdict": v.NOT_TESTED,
+           "why": not_lr_tested(item.requires_lr_change, runs) or ("" if d else "fewer than 2 seeds with a value"),
+           "host_moved": any(n in host.get("moved", []) for n in (item.a, item.b)), "_d": d}
+    if row["why"]:
+        row["p"] = None
+    return row
+
+
+def check_row(item: Check, runs: dict[str, ev.RunData]) -> dict:
+    run = runs[item.run]
+    passed, detail = [], ""
+    if item.kind == "variance_ratio":
+        ratios = []
+        for rows in ev.layer_rows(run).values():
+            r = [x["weight_var"] / x["theory_var"] for x in rows if x.get("weight_var") is not None]
+            ratios += r
+            passed.append(all(abs(x - 1) <= item.tolerance for x in r))
+        if ratios:
+            detail = f"variance / theory {min(ratios):.3f}–{max(ratios):.3f} over every layer"
+    elif item.kind == "activation_stability":
+        ratios = []
+        for rows in ev.layer_rows(run).values():
+            hidden = [x.get("activation_std") for x in rows[:-1]]  # the last row is the output layer
+            if len(hidden) >= 2 and hidden[0] and hidden[-1] is not None:
+                ratios.append(hidden[-1] / hidden[0])
+                passed.append(item.bounds[0] <= ratios[-1] <= item.bounds[1])
+        if ratios:
+            detail = f"std(last hidden) / std(first hidden) {min(ratios):.2f}–{max(ratios):.2f}"
+    elif item.kind == "no_learning":
+        best = run.values("best_val_accuracy", 100.0)
+        passed = [best[s] is None or best[s] <= item.threshold for s in run.seeds]
+        trained = [f"{best[s]:.1f} %" for s in run.seeds if best[s] is not None]
+        detail = (f"{len(run.diverged())} of {len(run.seeds)} diverged; best validation accuracy of the others: "
+                  + (", ".join(trained) or "—"))
+    else:  # at_least / at_most over the seeds that did not diverge
+        vals = [x for x in run.values(item.metric, 100.0).values() if x is not None]
+        passed = [x >= item.threshold if item.kind == "at_least" else x <= item.threshold for x in vals]
+        if vals:
+            detail = f"{ev.metric_name(item.metric)} {min(vals):.2f}–{max(vals):.2f} %"
+        if run.diverged():
+            detail += f" ({len(run.diverged())} of {len(run.seeds)} seeds diverged: not counted)"
+    return {"run": item.run, "claim": item.text, "claimed": item.claimed,
+            "ours": f"{detail}; holds in {sum(passed)} of {len(passed)} seeds" if passed else detail or "no data",
+            "verdict": v.check_verdict(passed)}
+
+
+def holm_family(rows: list[dict], delta: float) -> list[tuple[dict, v.Difference]]:
+    """Holm-adjust the p-values of ``rows`` (test against 0, and TOST within ±delta) as one family each."""
+    tested = [(r, r.pop("_d")) for r in rows]
+    live = [(r, d) for r, d in tested if r["p"] is not None and d is not None]
+    p_holm = v.holm([r["p"] for r, _ in live])
+    tost_holm = v.holm([d.tost_p(delta) for _, d in live])
+    for (r, d), p, t in zip(live, p_holm, tost_holm):
+        r.update(p_holm=p, tost_p=d.tost_p(delta), tost_holm=t)
+    for r, _ in tested:
+        r.setdefault("p_holm", None)
+        r.setdefault("tost_holm", None)
+    return tested
+
+
+def findings(claims: Claims, dataset: str, runs: dict[str, ev.RunData], host: dict) -> dict:
+    """Everything the report states, as numbers and verdicts (module docstring)."""
+    experiments = claims.of(dataset)
+    present = lambda *names: all(n in runs for n in names)  # noqa: E731
+    effects = []
+    for item in claims.effects:
+        if item.exp in experiments and present(item.a, item.b):
+            effects.append(effect_row(item, runs, host))
+    for row, d in holm_family(effects, claims.delta):
+        row.setdefault("reading", v.effect_reading(d, row["p_holm"], row["tost_holm"]))
+    comparisons, values, checks = [], [], []
+    for number, exp in experiments.items():
+        for item in exp.comparisons:
+            if present(item.a, item.b):
+                comparisons.append({"exp": number, **comparison_row(item, runs, exp.runs, host)})
+        values += [{"exp": number, **value_row(i, runs, exp.runs[i.run])} for i in exp.values if present(i.run)]
+        checks += [{"exp": number, **check_row(i, runs)} for i in exp.checks if present(i.run)]
+    for row, d in holm_family(comparisons, claims.delta):
+        if not row["why"]:
+            row["verdict"] = v.claim_verdict(d, 1 if row["sign"] == "+" else -1, row["size"], row["p_holm"],
+                                             row["tost_holm"])
+    return {"dataset": dataset, "delta": claims.delta, "alpha": v.ALPHA, "host_check": host,
+            "effects": effects, "comparisons": comparisons, "values": values, "checks": checks,
+            "runs": {name: {"seeds": run.seeds, "diverged": len(run.diverged()), "rule": run.rule,
+                            "converged_seeds": run.converged()[0], "lr_acted_seeds": run.lr_acted()}
+                     for name, run in runs.items()}}
