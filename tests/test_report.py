@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -22,10 +21,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BASE = [0.870, 0.872, 0.868, 0.871, 0.869]
 
 # Per run: test accuracy per seed (None: diverged), validation accuracy after epoch 1 per seed. Chosen so
-# that each verdict appears: BN beats no BN after epoch 1 by ~1.9 (the write-up: 3.2; size differs), SELU
-# equals the baseline (equivalent), best practices +2.45 over the early-stopped baseline (confirmed), the production model far below
-# 90.22 % (contradicted), ReduceLROnPlateau never changes the LR (not tested), poor init 0/0/33-like
-# (inconclusive: 2 diverged, one seed learned to 33 %).
+# that each reading appears: BN beats no BN after epoch 1 by ~1.9 (the write-up: 3.2; size excluded), SELU
+# equals the baseline (no effect), best practices +2.45 over the early-stopped baseline (supported), the
+# production model far below 90.22 % (out of range), ReduceLROnPlateau never changes the LR (not tested),
+# poor init 0/0/33-like (2 diverged, one seed learned to 33 %).
 SPECS = {
     "baseline": {"acc": BASE, "epoch1": [0.80, 0.81, 0.80, 0.79, 0.80]},
     "selu": {"acc": BASE, "epoch1": [0.80, 0.81, 0.80, 0.79, 0.80]},
@@ -34,7 +33,8 @@ SPECS = {
     "e05_bn_after": {"acc": BASE, "epoch1": [0.819, 0.829, 0.818, 0.809, 0.820]},
     "e09_plateau": {"acc": [0.871, 0.873, 0.869, 0.872, 0.870], "epoch1": [0.80] * 5},
     "baseline_es": {"acc": [a - 0.01 for a in BASE], "epoch1": [0.80] * 5, "epochs": 4},
-    "e13_production_common": {"acc": [a + 0.0145 for a in BASE], "epoch1": [0.80] * 5, "epochs": 4},
+    "e13_production_common": {"acc": [a + 0.0145 + e for a, e in zip(BASE, [0.001, -0.001, 0.0005, -0.0005, 0])],
+                              "epoch1": [0.80] * 5, "epochs": 4},
     "e13_production": {"acc": [0.700, 0.702, 0.701, 0.699, 0.700], "epoch1": [0.60] * 5, "epochs": 4},
 }
 
@@ -133,91 +133,124 @@ def table_row(text: str, startswith: str) -> str:
     return rows[0]
 
 
-def test_header_names_seeds_backend_and_how_to_read(report):
+def effects_table(text: str) -> str:
+    return text[text.index("## What each technique does here"):text.index("## The write-up's claims")]
+
+
+def claims_table(text: str) -> str:
+    return text[text.index("## The write-up's claims"):text.index("## How to read")]
+
+
+def test_the_answer_comes_first_effects_table_then_forest_plot(report):
     text = (report / "results.md").read_text()
-    assert "**Seeds:** 1–5 for every run. **Backend:** tensorflow." in text
-    assert "## How to read the verdicts" in text and "Holm-adjusted over every claimed difference" in text
+    first_table = next(line for line in text.splitlines() if line.startswith("| "))
+    assert first_table.startswith("| reading | technique | exp. | Δ [95 % CI] | p (Holm) |")
+    assert text.index("## What each technique does here") < text.index("![Forest plot of the effects]") \
+        < text.index("## The write-up's claims") < text.index("## How to read")
+    assert "Seeds: 1–5 (8 runs). Backend: tensorflow." in text
     assert "**CIFAR-10**" not in text  # make_project has no CIFAR-10 runs
+    assert (report / "figures" / "effects_forest.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def test_header_points_to_the_cifar10_report(tmp_path):
-    root = make_project(tmp_path, {"baseline": SPECS["baseline"]})
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["cifar_runs"] = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["cifar_runs"]
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for stage in ("stages.aggregate", "stages.report"):
-        done = run_stage(root, stage, "fashion_mnist")
-        assert done.returncode == 0, done.stderr
-    text = (root / "reports" / "fashion_mnist" / "results.md").read_text()
-    assert f"**CIFAR-10** (experiment 14 and exercise 8: {len(params['cifar_runs'])} runs)" in text
+def test_effect_readings_follow_the_numbers_beside_them(report):
+    table = effects_table((report / "results.md").read_text())
+    same = table_row(table, "**no effect** | SELU, LeCun init")         # identical to the baseline
+    assert "+0.00 [+0.00, +0.00]" in same and "| -0.05 |" in same           # the write-up's Δ beside it
+    helps = table_row(table, "**helps** | best practices combined, the write-up's layer order")
+    assert "| +2.45 [+2." in helps and "| +2.45 |" in helps
+    epoch1 = table_row(table, "**helps** | BN after the activation (vs none) — validation accuracy after epoch 1")
+    assert "+1.90" in epoch1
+    poor = next(line for line in table.splitlines() if "poor init N(0, 1)" in line)
+    assert "`e01_poor_init` diverged in 2 of 5 seeds" in poor  # fewer than half: its others are compared
+    order = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| **")]
+    assert order == sorted(order, key=lambda r: ["| **helps**", "| **no effect**", "| **hurts**",
+                                                  "| **unresolved**", "| **diverges**"].index(r))
 
 
-def test_a_smaller_effect_than_claimed_is_direction_confirmed_size_differs(report):
-    row = table_row(section((report / "results.md").read_text(), 5), "BN after activation − no BN")
-    assert "**direction confirmed, size differs**" in row and "+1.90 pts (paired, n=5)" in row
+def test_effects_json_holds_the_same_numbers_for_dvc_metrics(report):
+    effects = json.loads((report.parent.parent / "metrics" / "fashion_mnist" / "effects.json").read_text())
+    best = effects["effects"]["e13_production_common - baseline_es"]
+    assert best["diff"] == pytest.approx(2.45) and best["reading"] == "helps"
+    assert effects["effects"]["e05_bn_after - baseline (epoch1_val_accuracy)"]["diff"] == pytest.approx(1.9)
+    assert effects["claims"]["e13_production_common - baseline_es"]["verdict"] == "supported"
+    dvc_yaml = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())
+    assert {"metrics/${item}/effects.json": {"cache": False}} in dvc_yaml["stages"]["report"]["do"]["metrics"]
 
 
-def test_identical_configurations_are_equivalent_not_within_noise(report):
-    row = table_row(section((report / "results.md").read_text(), 4), "SELU − ReLU")
-    assert "**equivalent**" in row and "+0.00 pts" in row
+def test_claim_verdicts_use_the_vocabulary(report):
+    claims = claims_table((report / "results.md").read_text())
+    bn = table_row(claims, "5 | BN after activation − no BN")
+    assert "+3.20 pts" in bn and "**size excluded**" in bn                  # +1.9 measured, CI far from 3.2
+    assert "**supported**" in table_row(claims, "12 | best practices − baseline")
+    assert "**size excluded**" in table_row(claims, "4 | SELU − ReLU")  # identical runs: a zero-width CI
+    plateau = table_row(claims, "9 | ReduceLROnPlateau − constant")
+    assert "**not tested**" in plateau and "never changed the learning rate" in plateau
 
 
-def test_clear_disagreement_is_contradicted_and_time_is_not_tested(report):
-    exp13 = section((report / "results.md").read_text(), 13)
-    row = table_row(exp13, "production (ours) — test accuracy")
-    assert "| 90.22 % |" in row and "70.04 ± 0.11 % (n=5)" in row and "**contradicted**" in row
-    assert "**not tested**" in table_row(exp13, "production (ours) — training time")
-
-
-def test_clear_agreement_is_confirmed_after_holm(report):
-    row = table_row(section((report / "results.md").read_text(), 12), "best practices (Dense, BN, ReLU, Dropout) −")
-    assert "**confirmed**" in row and "+2.45 pts" in row
+def test_the_write_ups_single_numbers_are_apart_and_not_counted(report):
+    text = (report / "results.md").read_text()
+    part = text[text.index("## The write-up's single numbers"):text.index("## Experiment 1")]
+    row = table_row(part, "13 | production (the write-up's order) — test accuracy")
+    assert "| 90.22 % |" in row and "| in range |" not in row
+    assert "| not tested |" in table_row(part, "13 | production (the write-up's order) — training time")
+    assert "| in range |" in table_row(part, "1 | He init — test accuracy")
+    assert "`baseline` (He init" in part and "85.00 % (exp. 1)" in part
+    assert "90.22" not in claims_table(text)
 
 
 def test_a_run_still_improving_at_the_end_of_its_budget_is_flagged(report):
-    text = (report / "results.md").read_text()  # constructed curves rise to the last epoch
+    text = (report / "results.md").read_text()  # constructed curves fall in loss to the last epoch
     exp5 = section(text, 5)
-    assert "**Not converged within the budget**" in exp5 and "`e05_bn_after` (best epoch 5.0 of 5)" in exp5
-    assert "not converged in its budget" in table_row(exp5, "BN after activation − no BN")
-    assert "Not converged" not in section(text, 12)  # early stopping ended those runs before the budget
+    assert "**Still improving at the end of the budget**" in exp5 and "`e05_bn_after` (0 of 5)" in exp5
+    assert "**no** (0/5, 0/5)" in table_row(effects_table(text), "**helps** | BN after the activation")
 
 
-def test_early_stopping_that_never_fired_is_flagged_like_a_fixed_budget():
+def test_the_convergence_flag_uses_the_early_stopping_criterion():
     from ch11.evidence import RunData
 
-    def run(epochs: list[int], best: list[int]) -> RunData:
-        evals = {s: {"epochs": e, "best_epoch": b} for s, (e, b) in enumerate(zip(epochs, best), start=1)}
-        return RunData("r", list(evals), evals, {}, {}, {}, "≤ 100 epochs, early stopping (patience 15)", 100)
+    def run(losses: list[list[float]], patience: int | None) -> RunData:
+        histories = {s: pd.DataFrame({"val_loss": loss, "learning_rate": 0.01}) for s, loss in enumerate(losses, 1)}
+        evals = {s: {} for s in histories}
+        return RunData("r", list(histories), evals, histories, {}, {}, 100, patience)
 
-    assert run([100, 100, 100], [97, 99, 95]).still_improving() == "`r` (best epoch 97.0 of 100)"
-    assert run([100, 60, 100], [97, 45, 95]).still_improving() == \
-        "`r` (best epoch 96.0 of 100, 2 of 3 seeds used the whole budget)"
-    assert run([60, 70, 55], [45, 55, 40]).still_improving() == ""  # early stopping ended every seed
-    assert run([100, 100, 100], [50, 60, 70]).still_improving() == ""  # converged well inside the budget
+    falling, turned = list(range(100, 0, -1)), list(range(60, 0, -1)) + list(range(1, 41))
+    assert run([falling, falling, turned], 15).converged() == (1, 3)       # best at the cap: never fired
+    assert run([turned, turned, falling], 15).converged() == (2, 3)
+    assert run([falling[-30:]], None).converged() == (0, 1)                # fixed budgets: patience 15
 
 
-def test_a_schedule_that_never_changed_the_lr_is_not_tested(report):
+def test_a_schedule_that_never_changed_the_lr_is_said(report):
     exp9 = section((report / "results.md").read_text(), 9)
-    row = table_row(exp9, "ReduceLROnPlateau − constant")
-    assert "**not tested**" in row and "never changed the learning rate" in row
-    assert "**not tested**" in table_row(exp9, "ReduceLROnPlateau — test accuracy")
+    assert "ReduceLROnPlateau lowered the learning rate: `e09_plateau` in 0 of 5 seeds" in exp9
 
 
 def test_diverged_seeds_are_counted_beside_not_averaged_into_accuracy(report):
-    exp1 = section((report / "results.md").read_text(), 1)
-    assert "poor init N(0,1) (`e01_poor_init`, 5 seeds, 2 diverged)" in exp1
-    row = table_row(exp1, "poor init learns nothing")
-    assert "2 of 5 diverged; best validation accuracy of the others: 33.6 %, 10.2 %, 10.2 %" in row
-    assert "holds in 4 of 5 seeds" in row and "**inconclusive**" in row
-    assert "**confirmed**" in table_row(exp1, "He init — test accuracy")
-
-
-def test_the_write_ups_disagreeing_baselines_are_named(report):
     text = (report / "results.md").read_text()
-    part = text[text.index("## One baseline, several reported numbers"):]
-    assert "compare against `baseline` (He init" in part and "85.00 % (exp. 1)" in part
-    assert "compare against `baseline_es` (the same network" in part and "87.60 % (exp. 12)" in part
-    assert "span 2.60 pts (85.00–87.60 %)" in part
+    assert "poor init N(0,1) (`e01_poor_init`, 5 seeds, 5 ep., last weights, 2 diverged)" in section(text, 1)
+    checks = claims_table(text)
+    row = table_row(checks, "1 | poor init learns nothing")
+    assert "2 of 5 diverged; best validation accuracy of the others: 33.6 %, 10.2 %, 10.2 %" in row
+    assert "holds in 4 of 5 seeds" in row and "**mixed**" in row
+
+
+def test_rows_resting_on_a_run_that_moved_on_a_second_host_are_marked(tmp_path):
+    root = make_project(tmp_path, {"baseline": SPECS["baseline"], "e05_bn_after": SPECS["e05_bn_after"],
+                                   "selu": SPECS["selu"]})
+    assert run_stage(root, "stages.aggregate", "fashion_mnist").returncode == 0
+    assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
+    assert "†" not in table_row(effects_table((root / "reports" / "fashion_mnist" / "results.md").read_text()),
+                                "**helps** | BN after the activation")
+    check = {"hosts": "host B vs host A", "source": "a test", "seeds": [1, 2], "identical": ["baseline"],
+             "moved": ["e05_bn_after"], "moved_by": "±0.2 pts"}
+    (root / "metrics" / "host_checks.json").write_text(json.dumps({"fashion_mnist": check}))
+    assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
+    text = (root / "reports" / "fashion_mnist" / "results.md").read_text()
+    assert "†" in table_row(effects_table(text), "**helps** | BN after the activation")
+    assert "†" not in table_row(effects_table(text), "**no effect** | SELU")  # never measured: no mark
+    assert "`e05_bn_after` did not (±0.2 pts)" in text
+    (root / "metrics" / "host_checks.json").write_text(json.dumps({"fashion_mnist": {"hosts": "x"}}))
+    done = run_stage(root, "stages.report", "fashion_mnist")
+    assert done.returncode == 1 and "lacks identical, moved, moved_by, seeds, source" in done.stderr
 
 
 def test_each_experiment_writes_the_data_of_its_grouped_dvc_plot(report):
@@ -228,53 +261,6 @@ def test_each_experiment_writes_the_data_of_its_grouped_dvc_plot(report):
     assert first["val_accuracy"].item() == pytest.approx(80.0) and first["seeds"].item() == 5
     poor = pd.read_csv(report / "curves" / "exp01.csv")
     assert poor[poor["run"] == "poor init N(0,1)"]["seeds"].max() == 3  # diverged seeds are not averaged in
-
-
-def test_verdicts_another_host_may_change_say_so(tmp_path):
-    root = make_project(tmp_path, {"baseline": SPECS["baseline"], "e05_bn_after": SPECS["e05_bn_after"],
-                                   "e09_plateau": SPECS["e09_plateau"]})
-    assert run_stage(root, "stages.aggregate", "fashion_mnist").returncode == 0
-    assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
-    text = (root / "reports" / "fashion_mnist" / "results.md").read_text()
-    assert "## Robustness" not in text and "another host" not in text    # no check recorded: nothing claimed
-    claim = table_row(section(text, 5), "BN after activation − no BN").split(" | ")[0].lstrip("| ")
-    committed = dict(zip(map(str, SEEDS[:3]), BASE))   # seeds 4-5 added since the check: not a change
-    check = {"env": ["ONEDNN_MAX_CPU_ISA=AVX2"], "date": "2026-11-26", "cpu": "test CPU (avx2)", "verdicts": 3,
-             "runs": {"baseline": {"committed": committed,
-                                   "rerun": {**committed, "1": BASE[0] + 0.0025, "2": BASE[1] - 0.001}}},
-             "changed": {f"Experiment 5: {claim}": ["direction confirmed, size differs", "inconclusive", True]}}
-    (root / "metrics" / "host_checks.json").write_text(json.dumps({"fashion_mnist": check}))
-    assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
-    text = (root / "reports" / "fashion_mnist" / "results.md").read_text()
-    part = text[text.index("## Robustness"):text.index("## Experiment 1")]
-    assert "re-trained 1 runs (`baseline`) with `ONEDNN_MAX_CPU_ISA=AVX2`" in part
-    assert "1 of 3 seeds' test accuracies came out bit-identical; the others moved by up to 0.25 pts" in part
-    assert ("1 of 3 verdicts changed:" in part and "**direction confirmed, size differs** → **inconclusive** "
-            "(the report had stated it as possible)" in part)
-    unsettled = [line for line in text.splitlines() if line.startswith("| ") and "(another host: *" in line]
-    firm = re.search(r"\*\*(\d+) of (\d+) never changed in 1 % or more of them\*\*", part)
-    assert firm and unsettled and int(firm.group(2)) - int(firm.group(1)) == len(unsettled)
-    assert "Runs changed since the check" not in part
-    plateau = table_row(section(text, 9), "ReduceLROnPlateau − constant")       # +0.2 pts, se 0.02: firm
-    assert "**" in plateau and "another host" not in plateau
-    check["runs"]["baseline"]["committed"]["1"] = 0.5                      # the run changed since the check
-    (root / "metrics" / "host_checks.json").write_text(json.dumps({"fashion_mnist": check}))
-    assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
-    text = (root / "reports" / "fashion_mnist" / "results.md").read_text()
-    assert "Runs changed since the check (seeds it recorded now have other test accuracies): `baseline`" in text
-
-
-def test_the_verdict_cell_reads_back():
-    from ch11 import evidence as ev
-    from ch11.report_text import read_verdict_cell, verdict_cell
-
-    row = ev.Row("comparison", "a − b", "+1", "+0.9", verdict="confirmed",
-                 alternatives={"inconclusive": 0.31, "direction confirmed, size differs": 0.02})
-    assert read_verdict_cell(verdict_cell(row)) == ("confirmed", {"inconclusive", "direction confirmed, size differs"})
-    row.alternatives = None
-    assert read_verdict_cell(verdict_cell(row)) == ("confirmed", set())
-    row.claimed = False
-    assert read_verdict_cell(verdict_cell(row)) is None
 
 
 def test_summary_table_lists_every_run(report):
@@ -289,7 +275,7 @@ def test_figures_exist_and_are_png(report):
     figs = report / "figures"
     expected = {"exp01_accuracy.png", "exp01_learning_curves.png", "exp01_layer_diagnostics.png",
                 "exp02_init_variance.png", "exp05_accuracy.png", "exp09_learning_rates.png",
-                "exp13_confusion.png", "activation_functions.png"}
+                "exp13_confusion.png", "activation_functions.png", "effects_forest.png"}
     names = {p.name for p in figs.glob("*.png")}
     assert expected <= names
     assert not any(n.startswith(("exp07_", "exp16_")) for n in names)  # runs absent
