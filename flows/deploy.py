@@ -4,7 +4,7 @@ A served deployment needs a real Prefect API server (on an ephemeral one schedul
 command starts what is needed: without ``PREFECT_API_URL`` it starts ``prefect server start`` on
 127.0.0.1:4200 (UI there; stopped with this process), then serves the deployment::
 
-    python -m flows.deploy --cron "0 2 * * *"                 # serve, runs daily at 02:00 UTC
+    python -m flows.deploy                                    # serve, on the CI workflow's cron (Mondays 02:00 UTC)
     python -m flows.deploy --cron "30 1 * * 1" --concurrency 2 --targets 'train@e04_*'   # or: Mondays 01:30
 
 With ``PREFECT_API_URL`` set (a server you run yourself), it serves against that server.
@@ -27,13 +27,26 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
+
+import yaml
 
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.pipeline import ch11_pipeline
 
 DEPLOYMENT = "scheduled"
-DEFAULT_CRON = "0 2 * * *"
+WORKFLOW = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "scheduled.yml"
+
+
+def workflow_cron(path: Path = WORKFLOW) -> str:
+    """The schedule of the scheduled CI workflow: the one place the project's cron is written."""
+    workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
+    return triggers["schedule"][0]["cron"]
+
+
+DEFAULT_CRON = workflow_cron()
 DESCRIPTION = "Chapter 11 pipeline: the stale DVC stages, run in parallel and recorded in dvc.lock"
 TAGS = ["ch11", "dvc"]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
 import tarfile
 
@@ -111,3 +112,42 @@ def test_cifar_archive_without_the_expected_members_is_a_clear_error(tmp_path):
         pass
     with pytest.raises(PipelineError, match=r"missing; expected the official cifar-10-python\.tar\.gz"):
         load_cifar10(tmp_path)
+
+
+class RunsACommand:
+    """A pickle that, unpickled with the standard loader, would call os.system."""
+
+    def __reduce__(self):
+        import os
+        return os.system, ("touch pwned",)
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_a_pickle_that_calls_a_function_is_refused_unrun(tmp_path, monkeypatch, protocol):
+    monkeypatch.chdir(tmp_path)
+    archive = write_cifar_archive(tmp_path)
+    hostile = pickle.dumps({b"data": RunsACommand(), b"labels": [0]}, protocol=protocol)
+    with tarfile.open(archive, "w:gz") as tar:  # the same layout, one batch replaced
+        for member in [*CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH]:
+            info = tarfile.TarInfo(member)
+            info.size = len(hostile)
+            tar.addfile(info, io.BytesIO(hostile))
+    with pytest.raises(PipelineError) as caught:
+        load_cifar10(tmp_path)
+    message = str(caught.value)
+    assert "references posix.system" in message and "refused without running it" in message
+    assert "\n" not in message and not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_numpy_batches_of_either_protocol_still_load(tmp_path, protocol):
+    rng = np.random.default_rng(0)
+    batch = pickle.dumps({b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8), b"labels": list(range(10))},
+                         protocol=protocol)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for member in [*CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH]:
+            info = tarfile.TarInfo(member)
+            info.size = len(batch)
+            tar.addfile(info, io.BytesIO(batch))
+    assert load_cifar10(tmp_path)["x_train"].shape == (50, 32, 32, 3)

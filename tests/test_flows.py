@@ -531,12 +531,18 @@ def test_one_command_serves_a_schedule_that_fires(tmp_path, env):
         sorted(p.name for p in FASHION_MNIST_DIR.glob("*.gz"))
 
 
-def test_scheduled_workflow_and_deployment_share_a_cron():
+def test_the_deployment_defaults_to_the_workflows_cron(tmp_path):
+    from flows import deploy
+
     workflow = yaml.safe_load((REPO / ".github" / "workflows" / "scheduled.yml").read_text())
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
     cron = triggers["schedule"][0]["cron"]
-    assert len(cron.split()) == 5
-    assert "workflow_dispatch" in triggers
+    assert len(cron.split()) == 5 and "workflow_dispatch" in triggers
+    assert deploy.DEFAULT_CRON == cron
+    assert [s.schedule.cron for s in deploy.build_deployment().schedules] == [cron]
+    other = tmp_path / "scheduled.yml"   # the cron is read from the workflow, not written twice
+    other.write_text((REPO / ".github" / "workflows" / "scheduled.yml").read_text().replace(cron, "15 4 * * 3"))
+    assert deploy.workflow_cron(other) == "15 4 * * 3"
     steps = workflow["jobs"]["pipeline"]["steps"]
     assert steps[0]["uses"].startswith("actions/checkout") and steps[0]["with"]["fetch-depth"] == 0
     script = "\n".join(step.get("run", "") for step in steps)
@@ -544,11 +550,8 @@ def test_scheduled_workflow_and_deployment_share_a_cron():
                    "--md", "GITHUB_STEP_SUMMARY"):
         assert needed in script, needed
 
-    from flows.deploy import build_deployment
-
-    deployment = build_deployment(cron, concurrency=2)
+    deployment = deploy.build_deployment(cron, concurrency=2)
     assert deployment.name == "scheduled"
-    assert [s.schedule.cron for s in deployment.schedules] == [cron]
     assert deployment.parameters == {"concurrency": 2}
     assert deployment.entrypoint.endswith("flows/pipeline.py:ch11_pipeline")
 
