@@ -85,6 +85,31 @@ def build_model(n_inputs: int, n_classes: int, config: RunConfig) -> keras.Seque
 
 
 @keras.saving.register_keras_serializable(package="ch11")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer labels smoothed towards the uniform distribution: the target is
+    (1 - smoothing) * one_hot + smoothing / classes (label smoothing; Szegedy et al. 2016)."""
+
+    def __init__(self, smoothing: float, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = float(smoothing)
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        labels = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.shape(y_pred)[-1])
+        return keras.losses.categorical_crossentropy(labels, y_pred, label_smoothing=self.smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "smoothing": self.smoothing}
+
+
+def loss_of(config: RunConfig):
+    """The training loss: Keras' sparse cross-entropy, or its label-smoothed form."""
+    if config.label_smoothing:
+        return SmoothedSparseCrossentropy(config.label_smoothing)
+    return "sparse_categorical_crossentropy"
+
+
+@keras.saving.register_keras_serializable(package="ch11")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """The book's 1cycle (Géron, ch. 11; Smith 2018): linear lr0 -> peak over the first half of the
     steps before the last ~10 %, linear back to lr0 over the second half, then linear to lr0 / 1000."""

@@ -148,6 +148,7 @@ class RunConfig(Strict):
     max_norm: PositiveFloat | None
     l1: NonNegFloat
     l2: NonNegFloat
+    label_smoothing: Fraction                         # 0: plain cross-entropy
     optimizer: Optimizer
     clip_value: PositiveFloat | None
     clip_norm: PositiveFloat | None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 from pathlib import Path
 
 import keras
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ch11 import atomic
+from ch11.model import loss_of
 from ch11.params import RunConfig
 
 TRAIN_EVAL_SIZE = 5000   # training images scored in inference mode after each epoch (overfitting gap)
@@ -186,7 +186,7 @@ def schedule_callbacks(config: RunConfig) -> list:
 
 
 def compile_model(model, optimizer, config: RunConfig) -> None:
-    model.compile(loss="sparse_categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"],
+    model.compile(loss=loss_of(config), optimizer=optimizer, metrics=["accuracy"],
                   steps_per_execution=config.steps_per_execution)
 
 
@@ -260,6 +260,3 @@ def save_model(model, path: Path) -> None:
     model.save(path)
     atomic.normalize_zip(path, rewrite)
 
-
-def clear(workdir: Path) -> None:
-    shutil.rmtree(workdir, ignore_errors=True)

@@ -41,3 +41,29 @@ def stacks() -> dict:
 def test_layer_order_follows_the_configuration(stacks, run):
     assert stacks[run] == CASES[run][1]
 
+
+
+SMOOTHING = """
+import json
+import numpy as np
+from ch11 import backend
+backend.select("jax")
+from ch11 import model, params
+config = params.load().run("e11_label_smoothing")
+loss = model.loss_of(config)
+probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype="float32")
+labels = np.array([0, 1])
+target = (1 - 0.1) * np.eye(3)[labels] + 0.1 / 3
+expected = float(np.mean(-(target * np.log(probs)).sum(axis=1)))
+print(json.dumps({"plain": model.loss_of(params.load().run("baseline_es")), "got": float(loss(labels, probs)),
+                  "expected": expected, "config": loss.get_config()["smoothing"]}))
+"""
+
+
+def test_label_smoothing_targets_and_the_unchanged_plain_loss():
+    """Smoothing 0.1 gives (1 - 0.1) * one_hot + 0.1 / classes as the target; smoothing 0 keeps Keras' own
+    sparse cross-entropy (the code path, hence the numbers, of every other run)."""
+    out = subprocess.run([sys.executable, "-c", SMOOTHING], capture_output=True, text=True, check=True)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["plain"] == "sparse_categorical_crossentropy"
+    assert found["got"] == pytest.approx(found["expected"], rel=1e-5) and found["config"] == 0.1
