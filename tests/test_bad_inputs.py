@@ -18,7 +18,7 @@ import yaml
 
 from tests.fixtures import FASHION_MNIST_DIR, PROJECT_ROOT, fashion_project, idx_bytes
 
-pytestmark = pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
 
 
 @dataclass

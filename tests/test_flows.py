@@ -39,8 +39,8 @@ VOLATILE_KEYS = {"train_time_s"}  # wall-clock times (metrics/<dataset>/timing/ 
 DATA_DOCS = "reports/validation/"
 CONCURRENCY = max(2, len(os.sched_getaffinity(0)))  # >= cores, so CH11_THREADS=1 as under `dvc repro`
 
-pytestmark = pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
-                                reason="Debian package dataset-fashion-mnist is not installed")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
+                                reason="Debian package dataset-fashion-mnist is not installed")]
 
 
 # ------------------------------------------------------------------------------------------------------
