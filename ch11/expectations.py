@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -28,7 +28,7 @@ def workdir(run: str, seed: int, config: RunConfig) -> Path:
     return paths.CHECKPOINTS / f"{run}-{seed}-{digest[:12]}"
 
 
-def train_seed(run: str, seed: int, config: RunConfig, x: dict, y: dict, folder: Path) -> dict:
+def train_seed(run: str, seed: int, config: RunConfig, x: dict, y: dict, folder: Path) -> None:
     """Train one seed (resuming from ``folder``), write its finished outputs to ``folder/done``."""
     import keras
     import numpy as np

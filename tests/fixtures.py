@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ch11.datasets import CIFAR_ARCHIVE, CIFAR_TEST_BATCH, CIFAR_TRAIN_BATCHES
+from ch11.sources import DEBIAN_FASHION_MNIST
 
 
 def balanced_labels(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -52,7 +53,7 @@ def write_idx_gz(path: Path, array: np.ndarray) -> Path:
     return path
 
 
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist (see .ci/run)
+FASHION_MNIST_DIR = DEBIAN_FASHION_MNIST  # Debian's dataset-fashion-mnist (see .ci/run)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -20,10 +20,11 @@ import pytest
 import yaml
 
 from ch11.datasets import CIFAR_ARCHIVE, FASHION_FILES
+from ch11.sources import DEBIAN_FASHION_MNIST
 from tests.fixtures import write_cifar_archive, write_idx_gz
 
 REPO = Path(__file__).resolve().parents[1]
-DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+DEBIAN = DEBIAN_FASHION_MNIST
 
 
 def sha256(data: bytes) -> str:

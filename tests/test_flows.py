@@ -294,7 +294,7 @@ def test_a_failing_stage_fails_the_flow_with_its_message_and_keeps_what_finished
 def test_a_hanging_stage_is_killed_at_its_timeout_with_a_clear_message(prefect, tmp_path):
     from prefect import flow
 
-    from flows.pipeline import StageFailed, run_stage_command
+    from flows.scheduler import StageFailed, run_stage_command
 
     @flow
     def one_stage():
@@ -310,7 +310,7 @@ def test_a_hanging_stage_is_killed_at_its_timeout_with_a_clear_message(prefect, 
 def test_a_failing_stage_is_quoted_without_tensorflows_import_notices(prefect, tmp_path):
     from prefect import flow
 
-    from flows.pipeline import StageFailed, run_stage_command
+    from flows.scheduler import StageFailed, run_stage_command
 
     noise = ["WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
              "I0000 00:00:1795681438.041053   11102 port.cc:153] oneDNN custom operations are on. You may see "
@@ -437,7 +437,7 @@ def test_flow_on_an_existing_dask_cluster(twins, pipeline):
 
 def test_targets_select_stages_and_their_upstream_from_dvc(tmp_path, request):
     from flows.dvc_adapter import DvcAdapter
-    from flows.pipeline import deepest_first
+    from flows.scheduler import deepest_first
 
     book = DvcAdapter(project_copy(tmp_path / "project", runs=RUNS, seeds=[1], limits=SMOKE_LIMITS))
     request.addfinalizer(book.close)
