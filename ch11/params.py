@@ -186,6 +186,7 @@ class Limits(Strict):
 
 class Params(Strict):
     download: Download
+    datasets: Annotated[list[Literal[DATASETS]], Field(min_length=1)]   # the datasets dvc.yaml runs on
     validate_: Validate = Field(alias="validate")
     limits: Limits = Limits()
     templates: dict = {}     # YAML anchors that runs merge in; read by no stage
@@ -276,4 +277,8 @@ def load(path: str | Path = "params.yaml") -> Params:
         raise PipelineError(describe(exc, str(path), prefix="defaults")) from exc
     for name in params.run_names():
         params.run(name)
+        if params.dataset_of(name) not in params.datasets:
+            raise PipelineError(f"{path}: run {name!r} is on {params.dataset_of(name)}, which `datasets` "
+                                f"({', '.join(params.datasets)}) does not list; add it to `datasets` or remove "
+                                "the run.")
     return params

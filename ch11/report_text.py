@@ -232,7 +232,7 @@ def render(params, dataset: str, found: dict, claims, runs: dict[str, ev.RunData
     for number, exp in claims.of(dataset).items():
         lines += experiment_section(number, exp, runs, figures.get(number, []))
     lines += summary_table(runs, summary)
-    if dataset == "fashion_mnist" and params.cifar_runs:
+    if dataset == "fashion_mnist" and "cifar10" in params.datasets:
         lines += ["**CIFAR-10** (experiment 14 and exercise 8) is reported in `reports/cifar10/results.md` where "
                   "the dataset could be obtained."]
     return "\n".join(lines).rstrip() + "\n"

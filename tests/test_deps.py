@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 from pathlib import Path
 
 import yaml
@@ -82,3 +83,54 @@ def test_the_check_catches_a_new_import(tmp_path):
     aggregate = tmp_path / "stages" / "aggregate.py"
     aggregate.write_text("from ch11 import figures\n" + aggregate.read_text(encoding="utf-8"), encoding="utf-8")
     assert missing_deps(tmp_path) == {"aggregate": ["ch11/figures.py"]}
+
+
+def test_a_fresh_clone_plans_no_stage_with_allow_missing(tmp_path):
+    """dvc.lock records every Fashion-MNIST stage as the code and params now are: a clone without the DVC cache
+    re-runs nothing (`--allow-missing` skips outputs that are only absent), so a one-run edit trains one run."""
+    import subprocess
+    import sys
+
+    clone = tmp_path / "clone"   # the tracked files, as a clone has them (no DVC cache, no data, no models)
+    tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    for rel in tracked:
+        if (PROJECT_ROOT / rel).is_file():
+            (clone / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / rel, clone / rel)
+    subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
+    dvc = [sys.executable, "-m", "dvc"]
+    done = subprocess.run(dvc + ["repro", "--allow-missing", "--dry", "report@fashion_mnist"], cwd=clone,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Running stage" not in done.stdout, done.stdout
+    edited = (clone / "params.yaml").read_text().replace("e04_elu: {<<: *ten_seeds, activation: elu}",
+                                                         "e04_elu: {<<: *ten_seeds, activation: elu, l2: 0.001}")
+    (clone / "params.yaml").write_text(edited)
+    done = subprocess.run(dvc + ["repro", "--allow-missing", "--dry", "report@fashion_mnist"], cwd=clone,
+                          capture_output=True, text=True, timeout=300)
+    planned = set(re.findall(r"Running stage '([^']+)'", done.stdout))
+    assert "train@e04_elu" in planned and not {s for s in planned if s.startswith("train@") and s != "train@e04_elu"}
+
+
+def test_cifar10_stages_exist_only_when_opted_in(tmp_path):
+    import subprocess
+    import sys
+
+    for rel in ("dvc.yaml", "params.yaml", ".dvc/config"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_ROOT / rel, tmp_path / rel)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+
+    def stages() -> set[str]:
+        listed = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        return set(listed.stdout.split())
+
+    assert not {s for s in stages() if "cifar" in s or "cx08" in s or "e14" in s}
+    raw = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    raw["datasets"] = ["fashion_mnist", "cifar10"]
+    raw["cifar_runs"] = raw["templates"]["cifar10_runs"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert {"download@cifar10", "validate@cifar10", "train_cifar@e14_cifar_mlp", "report@cifar10"} <= stages()

@@ -377,6 +377,7 @@ def test_a_flaky_download_is_retried_by_the_stage_alone(tmp_path, pipeline):
                                              files={archive.name: {"sha256": hashlib.sha256(data).hexdigest(),
                                                                    "hash_of": "file"}})
         params["validate"]["cifar10"].update(rows={"train": 100, "test": 20}, validation_size=20)
+        params["datasets"] = ["fashion_mnist", "cifar10"]   # opt-in: the archive is available here
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         try:
             state = pipeline(targets=["validate@cifar10"], concurrency=CONCURRENCY, project_dir=str(root),

@@ -70,7 +70,6 @@ def test_a_run_is_defaults_deep_merged_with_its_own_entry():
     nesterov = loaded.run("e08_nesterov").optimizer  # nested dicts merge key by key
     assert (nesterov.name, nesterov.learning_rate, nesterov.momentum, nesterov.nesterov) == \
         ("sgd", 0.01, 0.9, True)
-    assert loaded.dataset_of("e14_cifar_mlp") == "cifar10"
     assert loaded.dataset_of("e07_b_transfer") == "fashion_mnist"
     assert loaded.download.cifar10.files["cifar-10-python.tar.gz"].hash_of == "file"
     assert loaded.download.fashion_mnist.files["train-images-idx3-ubyte.gz"].hash_of == "decompressed"
@@ -142,3 +141,21 @@ def test_every_value_training_reads_is_in_params_yaml():
     for group in ("runs", "transfer_runs", "cifar_runs"):
         for entry in raw[group].values():
             assert not {"label", "experiment"} & set(entry), "presentation belongs in ch11/claims.yaml"
+
+
+def test_cifar10_is_opt_in(tmp_path):
+    """By default the pipeline runs on Fashion-MNIST only; CIFAR-10's runs wait in a template, and a run on a
+    dataset that `datasets` does not list is one clear error."""
+    loaded = params.load(REPO_PARAMS)
+    assert loaded.datasets == ["fashion_mnist"] and loaded.cifar_runs == {}
+    assert "e14_cifar_mlp" in loaded.templates["cifar10_runs"]
+    raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    raw["cifar_runs"] = raw["templates"]["cifar10_runs"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(PipelineError, match=r"run '\w+' is on cifar10, which `datasets` \(fashion_mnist\) does not list"):
+        params.load(path)
+    raw["datasets"] = ["fashion_mnist", "cifar10"]
+    path.write_text(yaml.safe_dump(raw))
+    enabled = params.load(path)
+    assert enabled.dataset_of("cx08_onecycle") == "cifar10" and enabled.run("cx08_onecycle").optimizer.momentum == 0
