@@ -65,7 +65,13 @@ def epochs_done(root: Path) -> int:
     return 0
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+JAX_BN_RESUME = pytest.mark.xfail(strict=True, reason=(
+    "found 2026-11-30 (also at the previous commit): on JAX, a fit's in-loop validation of this BN model "
+    "gives a rising val_loss (0.79 -> 0.94) that a fresh fit from its own checkpoint does not (epoch 5: "
+    "0.611 vs 0.831 at the same training loss), so ReduceLROnPlateau acts differently after a resume; docs/reproducibility.md"))
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=JAX_BN_RESUME)])
 def test_killed_training_resumes_bit_identically(project, backend):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["defaults"]["backend"] = backend
