@@ -293,7 +293,8 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
     if not rows:
         return None
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(9.5, 0.27 * len(rows) + 1.6))
+        height = 0.27 * len(rows) + 1.6
+        fig, ax = plt.subplots(figsize=(9.5, height))
         y = np.arange(len(rows))[::-1]
         ax.axvspan(-delta, delta, color="#4575b4", alpha=0.12, lw=0)
         ax.axvline(0, color="black", lw=0.8)
@@ -307,13 +308,12 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
         ax.set_yticklabels([r["label"] for r in rows], fontsize=8)
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_xlabel("Δ vs matched baseline (points; 95 % CI)")
-        ax.set_title(title, pad=28)
+        ax.set_title(title)
         ax.grid(axis="y", alpha=0)
         handles = [Line2D([], [], color=c, lw=2, marker="o", label=k) for k, c in READING_COLORS.items()
                    if any(r["reading"] == k for r in rows)]
         handles += [Line2D([], [], ls="", marker="D", color="black", mfc="none", label="the write-up's Δ"),
                     Patch(color="#4575b4", alpha=0.12, label=f"±{delta:g} pts: no effect band")]
-        ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.4, 1.0), ncol=4, frameon=False,
-                  fontsize=8)
-        fig.tight_layout()
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
+        fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
         return _save(fig, path)
