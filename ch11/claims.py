@@ -5,18 +5,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ch11.errors import PipelineError
-from ch11.params import DATASETS, describe
+from ch11.params import DATASETS, Strict, describe
 
 CLAIMS_PATH = Path(__file__).resolve().parent / "claims.yaml"
 Unit = Literal["percent", "points", "epochs", "minutes"]
 FigureName = Literal["layers", "variance", "learning_rates", "activations"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Value(Strict):
