@@ -1,11 +1,14 @@
 """Record stages whose code or deps list changed but whose outputs did not, without re-running them.
 
-Usage: python -m flows.record_unchanged <target> [...]   (stage names, groups or globs, as `dvc repro`)
+Usage: python -m flows.record_unchanged [--accept-params] <target> [...]   (stage names, groups or globs)
 
 `dvc commit` does this when the outputs are in the workspace; a fresh clone has no DVC cache, so a
 stage's cached outputs (models/) are absent and `dvc commit` refuses. This writes, for each target stage
 already in dvc.lock, its current deps and params (what `dvc commit` would) and keeps the outputs that
-dvc.lock records; an output present in the workspace must match its record, else the stage is refused.
+dvc.lock records; an output present in the workspace must match its record, else the stage is refused. A
+stage whose params changed is refused too (a changed hyperparameter changes outputs: retrain it), unless
+``--accept-params``: for a params change known to leave outputs as they were (a new default equal to the
+old behaviour, a key moved), checked on a sample as below.
 
 Only for changes that leave outputs byte-identical (a dependency listed that was imported all along, a
 refactor), and only after a sample of the affected stages has been re-run and reproduced the recorded
@@ -22,7 +25,7 @@ from flows.dvc_adapter import DvcAdapter, collect_targets
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def record_unchanged(root: Path, targets: list[str]) -> tuple[list[str], dict[str, str]]:
+def record_unchanged(root: Path, targets: list[str], accept_params: bool = False) -> tuple[list[str], dict[str, str]]:
     """(stages recorded, {stage: why refused})."""
     from dvc.dependency.param import ParamsDependency
 
@@ -40,6 +43,12 @@ def record_unchanged(root: Path, targets: list[str]) -> tuple[list[str], dict[st
                 if stale:
                     refused[name] = f"output(s) {', '.join(stale)} differ from dvc.lock: run the stage"
                     continue
+                changed_params = [key for dep in stage.deps if isinstance(dep, ParamsDependency)
+                                  for key in (dep.status().get(str(dep)) or {})]
+                if changed_params and not accept_params:
+                    refused[name] = (f"params {', '.join(changed_params)} changed since it ran: retrain it "
+                                     "(or --accept-params if the change cannot alter its outputs)")
+                    continue
                 for dep in stage.deps:
                     if isinstance(dep, ParamsDependency) or dep.exists:
                         dep.save()
@@ -56,10 +65,12 @@ def record_unchanged(root: Path, targets: list[str]) -> tuple[list[str], dict[st
 
 
 def main(argv: list[str]) -> None:
-    if not argv:
-        raise PipelineError("usage: python -m flows.record_unchanged <target> [...] (stage names, groups or "
-                            "globs such as 'train@e04_*'); see the module docstring before using it.")
-    recorded, refused = record_unchanged(PROJECT_ROOT, argv)
+    accept_params = "--accept-params" in argv
+    targets = [a for a in argv if a != "--accept-params"]
+    if not targets:
+        raise PipelineError("usage: python -m flows.record_unchanged [--accept-params] <target> [...] (stage "
+                            "names, groups or globs such as 'train@e04_*'); see the module docstring first.")
+    recorded, refused = record_unchanged(PROJECT_ROOT, targets, accept_params)
     print(f"recorded {len(recorded)} stage(s) with their outputs unchanged")
     for name, why in refused.items():
         print(f"refused {name}: {why}", file=sys.stderr)
