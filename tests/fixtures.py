@@ -11,6 +11,7 @@ import numpy as np
 
 from ch11.datasets import CIFAR_ARCHIVE, CIFAR_TEST_BATCH, CIFAR_TRAIN_BATCHES
 from ch11.sources import DEBIAN_FASHION_MNIST
+from tests.helpers import PROJECT_ROOT
 
 
 def balanced_labels(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -54,7 +55,6 @@ def write_idx_gz(path: Path, array: np.ndarray) -> Path:
 
 
 FASHION_MNIST_DIR = DEBIAN_FASHION_MNIST  # Debian's dataset-fashion-mnist (see .ci/run)
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def fashion_project(root: Path, params_text: str | None = None) -> Path:

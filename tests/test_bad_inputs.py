@@ -6,9 +6,7 @@ The count of cases is printed at the end of the module (`pytest -s` shows it).
 from __future__ import annotations
 
 import gzip
-import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,6 +15,7 @@ import pytest
 import yaml
 
 from tests.fixtures import FASHION_MNIST_DIR, PROJECT_ROOT, fashion_project, idx_bytes
+from tests.helpers import child_env, module
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
 
@@ -116,10 +115,8 @@ CASES = [
 
 
 def run(root: Path, command: list[str], check: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "GX_ANALYTICS_ENABLED": "False",
-           "TF_CPP_MIN_LOG_LEVEL": "2", "HOME": str(root), "KERAS_HOME": str(root / ".keras")}
-    return subprocess.run([sys.executable, "-m", *command], cwd=root, env=env, capture_output=True, text=True,
-                          check=check, timeout=300)
+    return module(root, *command, check=check, timeout=300,
+                  env=child_env(HOME=str(root), KERAS_HOME=str(root / ".keras")))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

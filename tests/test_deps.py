@@ -3,7 +3,6 @@ and every file dep exists, so editing any code a stage runs re-runs that stage."
 from __future__ import annotations
 
 import ast
-import os
 import re
 import shutil
 from pathlib import Path
@@ -11,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import PROJECT_ROOT, dvc, git
+
 # Modules that cannot change any output, with the reason (listing them would re-run every stage for nothing)
 EXEMPT = {"ch11/errors.py": "the text of error messages and the exit code of a failure: no output changes"}
 
@@ -90,54 +90,36 @@ def test_the_check_catches_a_new_import(tmp_path):
 def test_a_fresh_clone_plans_no_stage_with_allow_missing(tmp_path):
     """dvc.lock records every Fashion-MNIST stage as the code and params now are: a clone without the DVC cache
     re-runs nothing (`--allow-missing` skips outputs that are only absent), so a one-run edit trains one run."""
-    import subprocess
-    import sys
-
     clone = tmp_path / "clone"   # the tracked files, as a clone has them (no DVC cache, no data, no models)
-    tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                             check=True).stdout.split()
+    tracked = git(PROJECT_ROOT, "ls-files").split()
     for rel in tracked:
         if (PROJECT_ROOT / rel).is_file():
             (clone / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(PROJECT_ROOT / rel, clone / rel)
-    subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
-    dvc = [sys.executable, "-m", "dvc"]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "GX_ANALYTICS_ENABLED": "False"}   # stage commands run this interpreter, as under `make`
-    done = subprocess.run(dvc + ["repro", "--allow-missing", "--dry", "report@fashion_mnist"], cwd=clone,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    git(clone, "init", "-q")
+    done = dvc(clone, "repro", "--allow-missing", "--dry", "report@fashion_mnist", timeout=300)
     assert "Running stage" not in done.stdout + done.stderr, done.stdout
     from ch11.sources import DEBIAN_FASHION_MNIST
     if not DEBIAN_FASHION_MNIST.is_dir():
         pytest.skip("a one-run edit needs the validated data (make setup): apt-get install dataset-fashion-mnist")
-    setup = subprocess.run(dvc + ["repro", "validate@fashion_mnist"], cwd=clone, capture_output=True, text=True,
-                           timeout=300, env=env)   # what `make setup` does
-    assert setup.returncode == 0, setup.stderr
+    dvc(clone, "repro", "validate@fashion_mnist", timeout=300)   # what `make setup` does
     edited = (clone / "params.yaml").read_text().replace("e04_elu: {<<: *ten_seeds, activation: elu}",
                                                          "e04_elu: {<<: *ten_seeds, activation: elu, l2: 0.001}")
     (clone / "params.yaml").write_text(edited)
-    done = subprocess.run(dvc + ["repro", "--allow-missing", "--dry", "report@fashion_mnist"], cwd=clone,
-                          capture_output=True, text=True, timeout=300)
+    done = dvc(clone, "repro", "--allow-missing", "--dry", "report@fashion_mnist", check=False, timeout=300)
     # (a dry run stops at evaluate@e04_elu, whose model it did not train: only what it planned matters)
     planned = set(re.findall(r"Running stage '([^']+)'", done.stdout))
     assert "train@e04_elu" in planned and not {s for s in planned if s.startswith("train@") and s != "train@e04_elu"}
 
 
 def test_cifar10_stages_exist_only_when_opted_in(tmp_path):
-    import subprocess
-    import sys
-
     for rel in ("dvc.yaml", "params.yaml", ".dvc/config"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT_ROOT / rel, tmp_path / rel)
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    git(tmp_path, "init", "-q")
 
     def stages() -> set[str]:
-        listed = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=tmp_path,
-                                capture_output=True, text=True, timeout=120)
-        assert listed.returncode == 0, listed.stderr
-        return set(listed.stdout.split())
+        return set(dvc(tmp_path, "stage", "list", "--name-only", timeout=120).stdout.split())
 
     assert not {s for s in stages() if "cifar" in s or "cx08" in s or "e14" in s}
     raw = yaml.safe_load((tmp_path / "params.yaml").read_text())

@@ -10,7 +10,6 @@ import hashlib
 import os
 import socket
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +21,7 @@ import yaml
 from ch11.datasets import CIFAR_ARCHIVE, FASHION_FILES
 from ch11.sources import DEBIAN_FASHION_MNIST
 from tests.fixtures import write_cifar_archive, write_idx_gz
+from tests.helpers import module
 
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN = DEBIAN_FASHION_MNIST
@@ -104,9 +104,8 @@ class Project:
         """Run the stage in a clean environment (no proxies, no real HOME); check no temp file is left."""
         (self.root / "params.yaml").write_text(yaml.safe_dump(self.params, sort_keys=False), encoding="utf-8")
         env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "HOME": str(self.home),
-               "KERAS_HOME": str(self.home / "keras"), "TMPDIR": str(self.tmp), "CH11_DATA_DIRS": data_dirs}
-        result = subprocess.run([sys.executable, "-m", "stages.download", dataset], cwd=self.root, env=env,
-                                capture_output=True, text=True, timeout=120)
+               "KERAS_HOME": str(self.home / "keras"), "TMPDIR": str(self.tmp), "CH11_DATA_DIRS": data_dirs, "PYTHONFAULTHANDLER": "1"}
+        result = module(self.root, "stages.download", dataset, env=env, timeout=120)
         assert list(self.tmp.iterdir()) == [], "temporary download files were left behind"
         assert "Traceback" not in result.stderr, result.stderr
         return result

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import inspect
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from flows.dvc_adapter import DvcAdapter
+from tests.helpers import dvc, git, run as run_child
 
 DVC_YAML = """\
 stages:
@@ -46,15 +45,9 @@ def test_the_dvc_internals_called_exist_with_the_expected_parameters():
         assert callable(getattr(Stage, method)), method
 
 
-def dvc(root: Path, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.fixture
 def adapter(tmp_path, request) -> DvcAdapter:
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    git(tmp_path, "init", "-q")
     dvc(tmp_path, "init", "-q")
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)
     found = DvcAdapter(tmp_path)
@@ -68,7 +61,7 @@ def run(adapter: DvcAdapter, name: str) -> None:
     commands, cwd, env = work
     assert env["DVC_STAGE"] == name
     for argv in commands:
-        subprocess.run(argv, cwd=cwd, check=True)
+        run_child(argv, cwd, check=True)
 
 
 def test_plan_prepare_run_record_then_dvc_has_nothing_to_do(adapter):
@@ -83,7 +76,7 @@ def test_plan_prepare_run_record_then_dvc_has_nothing_to_do(adapter):
         run(adapter, name)
     assert adapter.record(order) == {}
     assert (root / "y.txt").read_text() == "ay"
-    assert json.loads(dvc(root, "status", "--json")) == {}  # recorded exactly as `dvc repro` would
+    assert json.loads(dvc(root, "status", "--json").stdout) == {}  # recorded exactly as `dvc repro` would
 
     adapter.plan(None)
     assert [adapter.prepare(name)[0] for name in order] == ["skipped"] * 3

@@ -30,9 +30,9 @@ import yaml
 
 from ch11.sandbox import SMOKE_LIMITS, project_copy
 from tests.fixtures import FASHION_MNIST_DIR, write_cifar_archive
+from tests.helpers import BIN, dvc, run as run_child
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 RUNS = ["baseline", "e04_elu"]
 TARGETS = ["aggregate@fashion_mnist"]          # download, validate, 2 x train, 2 x evaluate, aggregate
 VOLATILE_KEYS = {"train_time_s"}  # wall-clock times (metrics/<dataset>/timing/ only)
@@ -78,13 +78,6 @@ def pipeline(prefect, env):
     from flows.pipeline import ch11_pipeline
 
     return ch11_pipeline
-
-
-def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(BIN / "dvc"), *args], cwd=root, capture_output=True, text=True, timeout=600)
-    if check:
-        assert result.returncode == 0, f"dvc {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def lock(root: Path) -> dict:
@@ -576,7 +569,7 @@ def test_a_flow_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path, env
     limits = {**SMOKE_LIMITS, "max_epochs": 4, "max_train_samples": 3000}
     clean = project_copy(tmp_path / "clean", runs=RUNS, seeds=[1], limits=limits)
     killed = project_copy(tmp_path / "killed", runs=RUNS, seeds=[1], limits=limits)
-    subprocess.run(flow_cli(clean), cwd=REPO, check=True, capture_output=True, text=True, timeout=900)
+    run_child(flow_cli(clean), REPO, check=True, timeout=900)
 
     proc = subprocess.Popen(flow_cli(killed), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -588,7 +581,7 @@ def test_a_flow_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path, env
     finished = set(lock(killed)) if (killed / "dvc.lock").exists() else set()
     assert not {f"train@{run}" for run in RUNS} <= finished, "the kill must land while training runs"
 
-    rerun = subprocess.run(flow_cli(killed), cwd=REPO, check=True, capture_output=True, text=True, timeout=900)
+    rerun = run_child(flow_cli(killed), REPO, check=True, timeout=900)
     summary = json.loads(rerun.stdout[rerun.stdout.index("{"):])
     assert not finished & set(summary["ran"]), "a stage that had finished before the kill ran again"
     assert json.loads(dvc(killed, "status", "-q", "--json", *TARGETS).stdout or "{}") == {}

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
+
+from tests.helpers import PROJECT_ROOT, run
 
 BUILD = """
 import json, sys
@@ -32,8 +33,7 @@ CASES = {  # run -> (configuration change, expected layers); hidden [300, 200, 1
 @pytest.fixture(scope="module")
 def stacks() -> dict:
     updates = {run: update for run, (update, _) in CASES.items()}
-    out = subprocess.run([sys.executable, "-c", BUILD, json.dumps(updates)], capture_output=True, text=True,
-                         check=True)
+    out = run([sys.executable, "-c", BUILD, json.dumps(updates)], PROJECT_ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -63,7 +63,7 @@ print(json.dumps({"plain": model.loss_of(params.load().run("baseline_es")), "got
 def test_label_smoothing_targets_and_the_unchanged_plain_loss():
     """Smoothing 0.1 gives (1 - 0.1) * one_hot + 0.1 / classes as the target; smoothing 0 keeps Keras' own
     sparse cross-entropy (the code path, hence the numbers, of every other run)."""
-    out = subprocess.run([sys.executable, "-c", SMOOTHING], capture_output=True, text=True, check=True)
+    out = run([sys.executable, "-c", SMOOTHING], PROJECT_ROOT, check=True)
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["plain"] == "sparse_categorical_crossentropy"
     assert found["got"] == pytest.approx(found["expected"], rel=1e-5) and found["config"] == 0.1

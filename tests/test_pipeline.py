@@ -19,25 +19,12 @@ import yaml
 
 from ch11.sandbox import project_copy
 from tests.fixtures import FASHION_MNIST_DIR
+from tests.helpers import child_env, dvc, git, module
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
 RUNS = ["baseline", "selu", "e07_model_a", "e07_b_transfer"]
 FASHION_TARGETS = ["report@fashion_mnist"]
-
-
-def env() -> dict:
-    bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"], "GX_ANALYTICS_ENABLED": "False",
-            "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env(), capture_output=True,
-                          text=True)
-    if check and done.returncode:
-        raise AssertionError(f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done
 
 
 def changed_stages(root: Path) -> set[str]:
@@ -127,11 +114,6 @@ def test_a_run_can_have_its_own_seeds(reproduced):
         (root / "params.yaml").write_text(original)
 
 
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd=root,
-                          check=True, capture_output=True, text=True).stdout
-
-
 def test_metrics_and_plots_diff_between_branches(reproduced, tmp_path):
     """A branch with one run's hyperparameter changed: only that run's metrics differ."""
     root = reproduced
@@ -188,7 +170,7 @@ def test_push_then_pull_in_a_fresh_clone_restores_everything(reproduced, tmp_pat
     git(root, "commit", "-qam", "remote for the test")
     dvc(root, "push", "--with-deps", *FASHION_TARGETS)
     clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    git(tmp_path, "clone", "-q", str(root), str(clone))
     dvc(clone, "pull", "--with-deps", *FASHION_TARGETS)
     assert (clone / "models/baseline/seed-1.keras").read_bytes() == (root / "models/baseline/seed-1.keras").read_bytes()
     assert (clone / "metrics/fashion_mnist/summary.json").exists()
@@ -199,8 +181,8 @@ def test_push_then_pull_in_a_fresh_clone_restores_everything(reproduced, tmp_pat
 def test_two_repros_at_once_never_corrupt_the_lock(reproduced):
     """Two `dvc repro` at once: each succeeds or fails with DVC's clear lock message; dvc.lock stays valid."""
     root = reproduced
-    procs = [subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "-s", stage], cwd=root, env=env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    procs = [subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "-s", stage], cwd=root,
+                              env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for stage in ("train@baseline", "train@selu")]
     outputs = [(p.wait(timeout=600), p.stdout.read()) for p in procs]
     for code, out in outputs:
@@ -217,8 +199,7 @@ def test_training_is_deterministic(reproduced):
     results = []
     for _ in range(2):
         for stage in ("train", "evaluate"):
-            subprocess.run([sys.executable, "-m", f"stages.{stage}", "baseline"], cwd=root, env=env(), check=True,
-                           capture_output=True)
+            module(root, f"stages.{stage}", "baseline", check=True)
         results.append([(root / rel).read_bytes() for rel in (
             "models/baseline/seed-1.keras", "models/baseline/seed-1.npz", "metrics/fashion_mnist/eval/baseline.json",
             "metrics/fashion_mnist/train/baseline/history-1.csv", "metrics/fashion_mnist/train/baseline/info-1.json")])
@@ -230,8 +211,9 @@ def test_killed_training_resumes_and_records_nothing_partial(reproduced):
     root = reproduced
     edit_params(root, lambda p: p["runs"]["baseline"].update(epochs=30))
     edit_params(root, lambda p: p["limits"].update(max_epochs=30, max_train_samples=4000))
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-s", "train@baseline"], cwd=root, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-s", "train@baseline"], cwd=root,
+                            env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
 
     def epochs_done() -> int:
         states = list(root.glob(".checkpoints/baseline-1-*/state/state.json"))

@@ -3,13 +3,12 @@ absent, as on a clone without the cache), outputs kept as dvc.lock had them; cha
 outputs are refused."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from flows.record_unchanged import record_unchanged
+from tests.helpers import dvc, git
 
 DVC_YAML = """\
 stages:
@@ -21,21 +20,17 @@ stages:
 """
 
 
-def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
-
-
 def lock(root: Path) -> dict:
     return yaml.safe_load((root / "dvc.lock").read_text())["stages"]["make"]
 
 
 def test_code_only_change_is_recorded_and_params_changes_are_refused(tmp_path):
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    assert dvc(tmp_path, "init", "-q").returncode == 0
+    git(tmp_path, "init", "-q")
+    dvc(tmp_path, "init", "-q")
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)
     (tmp_path / "params.yaml").write_text("size: 3\n")
     (tmp_path / "make.py").write_text("import yaml\nopen('out.txt', 'w').write('x' * yaml.safe_load(open('params.yaml'))['size'])\n")
-    assert dvc(tmp_path, "repro").returncode == 0
+    dvc(tmp_path, "repro")
     recorded_out = lock(tmp_path)["outs"]
     (tmp_path / "out.txt").unlink()                                    # a clone without the cache
     (tmp_path / "make.py").write_text((tmp_path / "make.py").read_text() + "# a comment: outputs unchanged\n")

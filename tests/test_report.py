@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -14,8 +13,8 @@ import pytest
 import yaml
 
 from ch11.sandbox import with_seeds
+from tests.helpers import PROJECT_ROOT, module, run as run_child
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SEEDS = [1, 2, 3, 4, 5]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BASE = [0.870, 0.872, 0.868, 0.871, 0.869]
@@ -105,11 +104,9 @@ def make_project(root: Path, specs: dict = SPECS) -> Path:
 
 def run_stage(root: Path, *args: str, max_file_bytes: int | None = None) -> subprocess.CompletedProcess:
     """A stage as a subprocess; ``max_file_bytes``: writes beyond that size fail, as on a full disk."""
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MPLBACKEND": "Agg"}
     limit = (lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
              ) if max_file_bytes else None
-    return subprocess.run([sys.executable, "-m", *args], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=120, preexec_fn=limit)
+    return module(root, *args, timeout=120, preexec_fn=limit)
 
 
 @pytest.fixture(scope="module")
@@ -289,8 +286,7 @@ def test_figures_exist_and_are_png(report):
 
 def test_report_stage_does_not_import_tensorflow():
     code = "import sys, stages.report; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
-    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, timeout=60)
+    done = run_child([sys.executable, "-c", code], PROJECT_ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
 
 

@@ -3,7 +3,6 @@ uninterrupted one, on both Keras backends (real training on a small profile of r
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import yaml
 
 from ch11.sandbox import project_copy
 from tests.fixtures import FASHION_MNIST_DIR
+from tests.helpers import child_env, module
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
@@ -23,17 +23,9 @@ RUN = "e13_production"   # dropout (RNG state), BN, momentum, ReduceLROnPlateau 
 EPOCHS = 8
 
 
-def stage(root: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "GX_ANALYTICS_ENABLED": "False"}
-    return subprocess.Popen([sys.executable, "-m", *args], cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
 def run_stage(root: Path, *args: str) -> str:
-    proc = stage(root, *args)
-    out, _ = proc.communicate()
-    assert proc.returncode == 0, out
-    return out
+    done = module(root, *args, check=True)
+    return done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +76,9 @@ def test_killed_training_resumes_bit_identically(project, backend):
     assert len(rates) > 1, "the plateau schedule never fired: the callback state would go untested"
 
     kill_after = random.Random().randint(1, EPOCHS - 2)
-    proc = stage(project, "stages.train", RUN)
+    with (project / "killed.log").open("w") as log:   # a file, not a pipe nobody reads while waiting
+        proc = subprocess.Popen([sys.executable, "-m", "stages.train", RUN], cwd=project, env=child_env(),
+                                stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while epochs_done(project) < kill_after and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

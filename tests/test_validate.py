@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,6 +13,7 @@ from ch11.expectations import image_table, validate_arrays
 from ch11.params import SplitRows
 from stages import validate as validate_stage
 from tests.fixtures import FASHION_MNIST_DIR, PROJECT_ROOT, fashion_project, write_cifar_archive
+from tests.helpers import module
 
 
 NEEDS_DATA = pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
@@ -127,9 +125,7 @@ def test_cifar_shaped_arrays(tmp_path):
 
 
 def run_stage(project, dataset="fashion_mnist"):
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "GX_ANALYTICS_ENABLED": "False"}
-    return subprocess.run([sys.executable, "-m", "stages.validate", dataset], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return module(project, "stages.validate", dataset, timeout=300)
 
 
 def test_stage_writes_splits_metrics_and_docs(tmp_path, real, monkeypatch):

@@ -1,0 +1,69 @@
+"""Child processes for the tests: a project module, DVC or git, with a time limit that cannot hang the suite.
+
+Past its limit a child's whole process group gets SIGABRT; with ``PYTHONFAULTHANDLER`` set, every Python
+process in it prints its threads' stacks first, and the test fails with that output (what was stuck, where).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This environment, with the venv first on PATH, quiet libraries and stack dumps on SIGABRT."""
+    return {**os.environ, "PATH": str(BIN) + os.pathsep + os.environ["PATH"], "PYTHONPATH": str(PROJECT_ROOT),
+            "GX_ANALYTICS_ENABLED": "False", "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg",
+            "PYTHONFAULTHANDLER": "1", **extra}
+
+
+def run(argv: list[str], cwd: Path, *, env: dict | None = None, timeout: float = 600, check: bool = False,
+        **popen) -> subprocess.CompletedProcess:
+    """``argv`` in ``cwd`` with its output captured; fails the test with the children's stacks past ``timeout`` s."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env or child_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, **popen)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        out, err = abort(proc)
+        pytest.fail(f"{' '.join(map(str, argv))} ran past {timeout} s; its output and stacks:\n"
+                    f"{out[-4000:]}\n{err[-12000:]}")
+    done = subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    if check and done.returncode:
+        raise AssertionError(f"{' '.join(map(str, argv))} failed (exit {done.returncode}):\n{out}\n{err}")
+    return done
+
+
+def abort(proc: subprocess.Popen) -> tuple[str, str]:
+    """SIGABRT to ``proc``'s process group (stack dumps), then SIGKILL if needed; returns the output."""
+    for sig, wait in ((signal.SIGABRT, 30), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            return proc.communicate(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return "", ""
+
+
+def module(root: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m <args>`` in ``root`` (a project copy: its own modules come first on sys.path)."""
+    return run([sys.executable, "-m", *args], root, **kwargs)
+
+
+def dvc(root: Path, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return module(root, "dvc", *args, check=check, **kwargs)
+
+
+def git(root: Path, *args: str) -> str:
+    return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], root,
+               check=True).stdout
