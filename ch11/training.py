@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from pathlib import Path
 
 import keras
@@ -89,6 +90,25 @@ class EpochLog(keras.callbacks.Callback):
         scores = self.model.evaluate(**inference_input(self.x, self.y), verbose=0, return_dict=True)
         logs["train_eval_accuracy"] = float(scores["accuracy"])
         self.rows.append({"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
+
+
+class Progress(keras.callbacks.Callback):
+    """A line after the first epoch this process trains, then about every ``every_s`` seconds: epoch k of n,
+    validation accuracy and an upper bound of the time left (early stopping may end the seed sooner)."""
+
+    def __init__(self, label: str, epochs: int, every_s: float = 30.0):
+        super().__init__()
+        self.label, self.epochs, self.every_s = label, epochs, every_s
+        self.start, self.first, self.last = time.monotonic(), None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        now, self.first = time.monotonic(), epoch if self.first is None else self.first
+        if epoch + 1 == self.epochs or (self.last is not None and now - self.last < self.every_s):
+            return
+        self.last = now
+        left = (now - self.start) / (epoch + 1 - self.first) * (self.epochs - epoch - 1)
+        print(f"{self.label}: epoch {epoch + 1}/{self.epochs}, val acc {(logs or {}).get('val_accuracy', 0):.4f}, "
+              f"<= {left:.0f} s left", flush=True)
 
 
 class Checkpoint(keras.callbacks.Callback):
@@ -191,9 +211,10 @@ def compile_model(model, optimizer, config: RunConfig) -> None:
 
 
 def fit(model, config: RunConfig, data: dict, seed: int, workdir: Path, *, epochs: int,
-        first_epoch: int = 0, rows: list[dict] | None = None) -> list[dict]:
+        first_epoch: int = 0, rows: list[dict] | None = None, callbacks: list | tuple = ()) -> list[dict]:
     """Train epochs ``first_epoch`` .. ``epochs - 1`` (resuming from ``workdir`` when it holds a checkpoint
-    of this phase); returns the per-epoch rows of the whole history."""
+    of this phase); returns the per-epoch rows of the whole history. ``callbacks``: extra ones that only
+    watch (progress), run after the checkpoint."""
     rows = [] if rows is None else rows
     stateful = schedule_callbacks(config)
     done = restore_state(model, stateful, rows, workdir)
@@ -210,7 +231,8 @@ def fit(model, config: RunConfig, data: dict, seed: int, workdir: Path, *, epoch
     else:
         batches, extra = EpochBatches(x, y, config.batch_size, seed, start), []
     callbacks = [*extra, EpochLog(x, y, rows), keras.callbacks.TerminateOnNaN(),
-                 *[Resumable(cb, restored=done > 0) for cb in stateful], Checkpoint(workdir, rows, stateful)]
+                 *[Resumable(cb, restored=done > 0) for cb in stateful], Checkpoint(workdir, rows, stateful),
+                 *callbacks]
     valid = inference_input(*data["valid"])
     model.fit(batches, validation_data=(valid["x"], valid["y"]) if "y" in valid else valid["x"],
               validation_batch_size=valid.get("batch_size"), epochs=epochs,

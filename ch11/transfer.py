@@ -24,14 +24,15 @@ def transferred_model(config: RunConfig, seed: int, classes: int) -> keras.Seque
     return keras.Sequential([keras.Input(shape=base.input_shape[1:]), *reused, head])
 
 
-def fit_transfer(model, config: RunConfig, data: dict, seed: int, workdir: Path, steps: int) -> list[dict]:
+def fit_transfer(model, config: RunConfig, data: dict, seed: int, workdir: Path, steps: int,
+                 callbacks: list | tuple = ()) -> list[dict]:
     """Train the new head for ``freeze_epochs`` with reused layers frozen, then everything at a lower rate."""
     freeze = min(config.transfer.freeze_epochs, config.epochs)
     training.compile_model(model, model_mod.build_optimizer(config, steps), config)
-    rows = training.fit(model, config, data, seed, workdir / "frozen", epochs=freeze)
+    rows = training.fit(model, config, data, seed, workdir / "frozen", epochs=freeze, callbacks=callbacks)
     for layer in model.layers:
         layer.trainable = True
     lr = config.transfer.unfrozen_learning_rate
     training.compile_model(model, model_mod.build_optimizer(config, steps, lr), config)
     return training.fit(model, config, data, seed, workdir / "unfrozen", epochs=config.epochs,
-                        first_epoch=freeze, rows=rows)
+                        first_epoch=freeze, rows=rows, callbacks=callbacks)

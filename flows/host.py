@@ -39,10 +39,17 @@ def visible_gpus() -> list[str]:
     return [device for index, migs in gpus for device in (migs or [index])]
 
 
-def command_env(slot: int, threads: int, gpus: list[str]) -> dict[str, str]:
-    """Variables set for the command running in ``slot`` (added to the worker's own environment): slots
+def workers_per_command(cores: int, concurrency: int) -> int:
+    """Seeds one training command may train at once (``CH11_WORKERS``) so that ``concurrency`` commands
+    together never run more trainings than there are cores (or than ``concurrency``, when that is more)."""
+    return max(1, cores // concurrency)
+
+
+def command_env(slot: int, workers: int, gpus: list[str]) -> dict[str, str]:
+    """Variables set for the command running in ``slot`` (added to the worker's own environment): its
+    share of the cores as worker processes of one thread each (results do not depend on the count); slots
     go round the GPUs, so ``per_gpu`` trainings share each one, none pre-allocating its memory."""
-    env = {"CH11_THREADS": str(threads)}
+    env = {"CH11_WORKERS": str(workers), "CH11_THREADS": "1"}
     if gpus:
         env.update(CUDA_VISIBLE_DEVICES=gpus[slot % len(gpus)], XLA_PYTHON_CLIENT_PREALLOCATE="false",
                    TF_FORCE_GPU_ALLOW_GROWTH="true")

@@ -24,15 +24,14 @@ commands run in parallel. Stages whose commands end together are written to dvc.
 write re-reads and re-writes the whole file, seconds with a full-size dvc.lock
 (`dvc repro` pays that per stage).
 
-Threads and devices (flows/host.py): on a CPU host each command gets ``CH11_THREADS = max(1, cores // concurrency)``
-and ``concurrency`` defaults to the core count. On a GPU host (``nvidia-smi -L`` or
+Cores and devices (flows/host.py): on a CPU host each command gets ``CH11_WORKERS = max(1, cores // concurrency)``
+seeds at once, each in a process of one thread (``CH11_THREADS=1``, as under `dvc repro`, so results never
+depend on the concurrency), and ``concurrency`` defaults to the core count. On a GPU host (``nvidia-smi -L`` or
 ``CUDA_VISIBLE_DEVICES``; no framework is imported here) ``concurrency`` defaults to ``per_gpu`` (8)
 trainings per visible GPU, each pinned to one GPU with ``CUDA_VISIBLE_DEVICES`` and allocating memory
 as it needs it (JAX: no pre-allocation; TensorFlow: memory growth). With a
 Dask cluster the workers must see the project at the same path, and the GPU pinning assumes they share
-this host's GPUs. ``CH11_THREADS > 1`` (fewer parallel commands than cores) may change float results
-in the last bits (see ch11/backend.py), whereas `dvc repro` trains with one thread: pass
-``concurrency`` >= cores for results bit-identical to it.
+this host's GPUs.
 
 Why a dispatch loop rather than ``task.submit(wait_for=upstream)``: Prefect resolves ``wait_for`` inside the
 worker, so a submitted stage would hold one of the ``concurrency`` workers while its upstream still runs
@@ -59,7 +58,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 # A first run on a fresh machine creates Prefect's SQLite database while the ephemeral server starts,
@@ -67,17 +69,22 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from prefect import flow, get_run_logger  # noqa: E402 - after the setting above
+from prefect.exceptions import TerminationSignal  # noqa: E402
+from prefect.states import Failed, State  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from flows.artifacts import publish_artifacts  # noqa: E402
 from flows.dvc_adapter import DvcAdapter  # noqa: E402
-from flows.host import cpu_cores, visible_gpus  # noqa: E402
-from flows.scheduler import Scheduler, StageFailed  # noqa: E402
+from flows.estimates import recorded_seconds  # noqa: E402
+from flows.host import cpu_cores, visible_gpus, workers_per_command  # noqa: E402
+from flows.dvc_adapter import DVC_LOCK  # noqa: E402
+from flows.scheduler import Scheduler, StageFailed, stop_commands  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Trainings per GPU. Measured by the team on one H200 with Keras-JAX (shared/README.md): 8 production-MLP
 # trainings at once ran at 2.2-2.9 s/epoch each vs 1.4 s alone, ~4.7x the throughput of one.
 PER_GPU = 8
+GRACE_S = 8    # after SIGINT/SIGTERM: time for the stopped commands' flow bookkeeping before a hard exit
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -88,7 +95,7 @@ PER_GPU = 8
 def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = None,
                   dask_address: str | None = None, project_dir: str | None = None, keep_going: bool = False,
                   per_gpu: int = PER_GPU, stage_timeout_s: float | None = None,
-                  allow_missing: bool = False) -> dict[str, list[str]]:
+                  allow_missing: bool = False) -> dict[str, list[str]] | State:
     """Bring the targets (default: every stage) and their upstream up to date, like `dvc repro`, running
     independent stage commands in parallel.
 
@@ -109,6 +116,8 @@ def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = No
     try:
         return _run(book, root, targets, concurrency, dask_address, keep_going, per_gpu, logger,
                     stage_timeout_s)
+    except StageFailed as exc:   # the flow fails with the stages' messages, without a Python traceback
+        return Failed(message=str(exc), data=exc)
     finally:
         book.close()
 
@@ -120,10 +129,10 @@ def _run(book: DvcAdapter, root: Path, targets, concurrency, dask_address, keep_
     concurrency = concurrency or per_gpu * len(gpus) or cores
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    threads = max(1, cores // concurrency)
+    workers = workers_per_command(cores, concurrency)
     order, upstream = book.plan(targets)
-    logger.info("%d stage(s) to check in %s; %d at once, CH11_THREADS=%d, %s", len(order), root, concurrency,
-                threads, f"GPUs {', '.join(gpus)}" if gpus else "CPU only")
+    logger.info("%d stage(s) to check in %s; %d at once, CH11_WORKERS=%d, %s", len(order), root, concurrency,
+                workers, f"GPUs {', '.join(gpus)}" if gpus else "CPU only")
     if dask_address:
         from prefect_dask import DaskTaskRunner
 
@@ -132,9 +141,13 @@ def _run(book: DvcAdapter, root: Path, targets, concurrency, dask_address, keep_
         runner = ThreadPoolTaskRunner(max_workers=concurrency)
     try:
         with runner:
-            scheduler = Scheduler(book, order, upstream, runner, concurrency, threads, gpus, keep_going,
-                                  logger, stage_timeout_s)
-            summary = scheduler.run()
+            scheduler = Scheduler(book, order, upstream, runner, concurrency, workers, gpus, keep_going,
+                                  logger, stage_timeout_s, recorded_seconds(root, workers))
+            try:
+                summary = scheduler.run()
+            except BaseException:   # Prefect's TerminationSignal (SIGTERM) or Ctrl-C: before the runner
+                stop_commands()     # waits for its tasks, end their commands
+                raise
     finally:
         try:
             publish_artifacts(root)
@@ -149,6 +162,40 @@ def _run(book: DvcAdapter, root: Path, targets, concurrency, dask_address, keep_
             message += f"\n\nNot run because of this: {', '.join(left)}."
         raise StageFailed(message)
     return summary
+
+
+RECEIVED: list[int] = []   # the signal that stopped the flow
+
+
+def interrupted_line() -> str:
+    return (f"interrupted by {signal.Signals(RECEIVED[0]).name}: the running stage commands were stopped; "
+            "finished stages are recorded in dvc.lock, nothing half-written is left, and a re-run resumes "
+            "(each training from its last finished epoch)")
+
+
+def stop_on_signals() -> None:
+    """SIGINT (Ctrl-C) or SIGTERM: stop every stage command at once and start nothing more. The flow then
+    ends on its own, or after GRACE_S seconds regardless (its local Prefect server may have died of the
+    same Ctrl-C), never in the middle of a dvc.lock write. A second signal exits at once."""
+    def on_signal(signum, _frame):
+        if RECEIVED:
+            os._exit(128 + signum)
+        RECEIVED.append(signum)
+        stop_commands()
+        threading.Thread(target=exit_after_grace, daemon=True).start()
+
+    def exit_after_grace() -> None:
+        time.sleep(GRACE_S)
+        DVC_LOCK.acquire(timeout=30)   # a lock-file write in progress ends first
+        server = sys.modules.get("prefect.server.api.server")   # the local server, if this flow started one
+        for instance in list(server.SubprocessASGIServer._instances.values()) if server else []:
+            if instance.server_process:
+                instance.server_process.kill()
+        print(f"error: {interrupted_line()}", file=sys.stderr, flush=True)
+        os._exit(128 + RECEIVED[0])
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,13 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-missing", action="store_true",
                         help="skip stages whose outputs are absent but unchanged (a clone without the DVC cache)")
     args = parser.parse_args(argv)
+    stop_on_signals()
     try:
         summary = ch11_pipeline(targets=args.targets, concurrency=args.concurrency, dask_address=args.dask_address,
                                 project_dir=args.project_dir, keep_going=args.keep_going, per_gpu=args.per_gpu,
                                 stage_timeout_s=args.stage_timeout, allow_missing=args.allow_missing)
-    except StageFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (StageFailed, KeyboardInterrupt, TerminationSignal) as exc:
+        if isinstance(exc, TerminationSignal) and not RECEIVED:   # Prefect's SIGTERM, re-sent to us after
+            RECEIVED.append(signal.SIGTERM)
+        print(f"error: {interrupted_line() if RECEIVED else exc}", file=sys.stderr)
+        return 128 + RECEIVED[0] if RECEIVED else 1
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
 
 from flows.dvc_adapter import DvcAdapter
 from flows.host import command_env
@@ -30,23 +32,52 @@ class StageFailed(Exception):
     """A stage's command exited non-zero, or DVC could not prepare or record the stage; says which and why."""
 
 
+STOP = threading.Event()            # set on SIGINT/SIGTERM (flows/pipeline.py): start nothing more
+COMMANDS: set[subprocess.Popen] = set()   # the stage commands running now, each in its own process group
+COMMANDS_LOCK = threading.Lock()
+
+
+def stop_commands() -> None:
+    """Stop every running stage command (SIGTERM to its process group: the stage and its workers)."""
+    STOP.set()
+    with COMMANDS_LOCK:
+        for proc in COMMANDS:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
 # --------------------------------------------------------------------------------------------------------
 # The Prefect task: one stage's command(s), in a subprocess
 
 
 @task(name="dvc-stage", cache_policy=NO_CACHE)
 def run_stage_command(stage: str, commands: list[list[str]], cwd: str, env: dict[str, str],
-                      timeout_s: float | None = None) -> str:
+                      timeout_s: float | None = None) -> str | State:
     """Run the stage's command(s) in ``cwd`` with ``env`` added to this worker's environment; stream the
-    output to the task's log. Returns the last line of stdout; raises StageFailed quoting stderr's tail, or
-    naming the timeout when a command ran longer than ``timeout_s`` (it is then killed)."""
+    output to the task's log. Returns the last line of stdout, or a Failed state carrying a StageFailed that
+    quotes stderr's tail, or names the timeout when a command ran longer than ``timeout_s`` (it is then
+    killed): an expected failure is its message in the log, not a Python traceback."""
+    try:
+        return stage_commands(stage, commands, cwd, env, timeout_s)
+    except StageFailed as exc:
+        return Failed(message=str(exc), data=exc)
+
+
+def stage_commands(stage: str, commands: list[list[str]], cwd: str, env: dict[str, str],
+                   timeout_s: float | None) -> str:
     logger = get_run_logger()
     full_env = {**os.environ, **env}
     last = ""
     for argv in commands:
         logger.info("> %s", argv[-1])
-        proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, errors="replace", close_fds=True)
+        with COMMANDS_LOCK:
+            if STOP.is_set():
+                raise StageFailed(f"stage '{stage}' was not started: the flow is stopping")
+            proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, errors="replace", close_fds=True, start_new_session=True)
+            COMMANDS.add(proc)
         tail: deque[str] = deque(maxlen=STDERR_TAIL)
 
         def pump(stream, keep: deque | None) -> None:
@@ -66,6 +97,10 @@ def run_stage_command(stage: str, commands: list[list[str]], cwd: str, env: dict
         pump(proc.stdout, stdout_tail)
         reader.join()
         code = proc.wait()
+        with COMMANDS_LOCK:
+            COMMANDS.discard(proc)
+        if STOP.is_set() and code != 0:
+            raise StageFailed(f"stage '{stage}' was stopped")
         last = stdout_tail[0] if stdout_tail else last
         if watchdog and not watchdog.is_alive():
             raise StageFailed(f"stage '{stage}' timed out: `{argv[-1]}` ran longer than {timeout_s:g} s "
@@ -99,11 +134,13 @@ class Scheduler:
     commands at once. All DVC calls happen in the calling thread (the flow's), one at a time."""
 
     def __init__(self, book: DvcAdapter, order: list[str], upstream: dict[str, list[str]], runner,
-                 concurrency: int, threads: int, gpus: list[str], keep_going: bool, logger,
-                 stage_timeout_s: float | None = None):
+                 concurrency: int, workers: int, gpus: list[str], keep_going: bool, logger,
+                 stage_timeout_s: float | None = None, estimate=lambda stage: None):
         self.book, self.order, self.upstream, self.runner = book, order, upstream, runner
-        self.threads, self.gpus, self.keep_going, self.logger = threads, gpus, keep_going, logger
-        self.stage_timeout_s = stage_timeout_s
+        self.workers, self.gpus, self.keep_going, self.logger = workers, gpus, keep_going, logger
+        self.stage_timeout_s, self.estimate, self.concurrency = stage_timeout_s, estimate, concurrency
+        self.began: dict[str, float] = {}
+        self.took: dict[str, float] = {}
         self.state = dict.fromkeys(order, "pending")
         self.dispatch_order = deepest_first(order, upstream)
         self.free_slots = list(range(concurrency))
@@ -115,7 +152,7 @@ class Scheduler:
 
     def run(self) -> dict[str, list[str]]:
         while True:
-            if not self.errors or self.keep_going:
+            if (not self.errors or self.keep_going) and not STOP.is_set():
                 self._dispatch()
             if not self.running:
                 break
@@ -167,11 +204,12 @@ class Scheduler:
 
     def _submit(self, name: str, commands: list[list[str]], cwd: str, env: dict[str, str]) -> None:
         slot = self.free_slots.pop(0)
-        env = {**env, **command_env(slot, self.threads, self.gpus)}
+        env = {**env, **command_env(slot, self.workers, self.gpus)}
         job = run_stage_command.with_options(name=name, task_run_name=name)
         future = self.runner.submit(job, {"stage": name, "commands": commands, "cwd": cwd, "env": env,
                                           "timeout_s": self.stage_timeout_s})
         self.state[name] = "running"
+        self.began[name] = time.monotonic()
         self.running[name] = (future, slot)
         self.logger.info("%s: running (%s)", name, ", ".join(f"{k}={v}" for k, v in sorted(env.items())
                                                               if k not in ("DVC_ROOT", "DVC_STAGE")))
@@ -183,6 +221,7 @@ class Scheduler:
         for name in names:
             future, slot = self.running.pop(name)
             self.free_slots.append(slot)
+            self.took[name] = time.monotonic() - self.began[name]
             try:
                 future.result()
             except Exception as exc:  # noqa: BLE001 - the stage's failure, whatever raised it
@@ -205,12 +244,23 @@ class Scheduler:
                 self.logger.info("%s: done and recorded in dvc.lock; %s", name, self.progress())
 
     def progress(self) -> str:
-        """'k of N run, ETA ~m min': N counts the stages still to look at as if each must run (an upper bound
-        until DVC says they are unchanged), the ETA assumes the mean time per stage so far."""
-        todo = sum(state in ("pending", "running") for state in self.state.values())
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / self.done * todo / 60
-        return f"{self.done} of {self.done + todo} run, {elapsed / 60:.0f} min so far, ETA ≤ {eta:.0f} min"
+        """'k of N run, m min so far, ETA ~e min'. N counts the stages still to look at as if each must run
+        (until DVC says they are unchanged); the ETA adds up each one's expected time - ``estimate(stage)``,
+        else the mean of the commands seen so far that had no estimate - less what a running one has
+        already taken, over ``concurrency`` commands at once."""
+        now = time.monotonic()
+        seen = [took for name, took in self.took.items() if self.estimate(name) is None]
+        fallback = sum(seen) / len(seen) if seen else 0.0
+
+        def expected(name: str) -> float:
+            found = self.estimate(name)
+            return fallback if found is None else found
+
+        todo = [name for name, state in self.state.items() if state in ("pending", "running")]
+        left = sum(max(0.0, expected(name) - (now - self.began.get(name, now))) for name in todo)
+        elapsed = now - self.started
+        return (f"{self.done} of {self.done + len(todo)} run, {elapsed / 60:.0f} min so far, "
+                f"ETA ~{left / self.concurrency / 60:.0f} min")
 
     def _fail(self, name: str, message: str) -> None:
         self.state[name] = "failed"

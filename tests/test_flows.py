@@ -37,7 +37,7 @@ RUNS = ["baseline", "e04_elu"]
 TARGETS = ["aggregate@fashion_mnist"]          # download, validate, 2 x train, 2 x evaluate, aggregate
 VOLATILE_KEYS = {"train_time_s"}  # wall-clock times (metrics/<dataset>/timing/ only)
 DATA_DOCS = "reports/validation/"
-CONCURRENCY = max(2, len(os.sched_getaffinity(0)))  # >= cores, so CH11_THREADS=1 as under `dvc repro`
+CONCURRENCY = max(2, len(os.sched_getaffinity(0)))  # >= cores: one seed at a time per command
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
                                 reason="Debian package dataset-fashion-mnist is not installed")]
@@ -67,7 +67,7 @@ def env(tmp_path_factory):
         mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
         mp.setenv("GX_ANALYTICS_ENABLED", "False")
         mp.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras-home")))
-        for name in ("CH11_DATA_DIRS", "CH11_THREADS", "CUDA_VISIBLE_DEVICES", "http_proxy", "https_proxy",
+        for name in ("CH11_DATA_DIRS", "CH11_THREADS", "CH11_WORKERS", "CUDA_VISIBLE_DEVICES", "http_proxy", "https_proxy",
                      "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
             mp.delenv(name, raising=False)
         yield
@@ -452,6 +452,18 @@ def test_targets_select_stages_and_their_upstream_from_dvc(tmp_path, request):
         book.plan(["trian@*"])
 
 
+def test_the_flow_and_its_workers_never_run_more_trainings_than_cores():
+    """Commands at once x seeds per command <= cores (or = concurrency when more commands than cores)."""
+    from flows.host import command_env, workers_per_command
+
+    for cores in (1, 2, 3, 16):
+        for concurrency in range(1, 2 * cores + 2):
+            workers = workers_per_command(cores, concurrency)
+            assert concurrency * workers <= max(cores, concurrency), (cores, concurrency)
+            assert workers >= 1 and (concurrency > cores // 2 or workers > 1), "cores left idle"
+            assert command_env(0, workers, [])["CH11_WORKERS"] == str(workers)
+
+
 def test_gpus_from_nvidia_smi_or_cuda_visible_devices(tmp_path, monkeypatch):
     from flows.host import command_env, visible_gpus
 
@@ -471,7 +483,7 @@ def test_gpus_from_nvidia_smi_or_cuda_visible_devices(tmp_path, monkeypatch):
     for listed, expected in (("2,3", ["2", "3"]), ("", []), ("-1", []), ("1,-1,0", ["1"])):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
         assert visible_gpus() == expected, listed
-    assert command_env(0, 8, []) == {"CH11_THREADS": "8"}
+    assert command_env(0, 8, []) == {"CH11_WORKERS": "8", "CH11_THREADS": "1"}
     # 2 GPUs, several trainings per GPU: slots go round the GPUs, none pre-allocating GPU memory
     envs = [command_env(slot, 4, ["0", "1"]) for slot in range(4)]
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0", "1"]
