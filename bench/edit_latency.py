@@ -6,7 +6,7 @@ Usage: python bench/edit_latency.py [--run e04_elu] [--seeds 10]
 
 Each arm gets its own fresh project copy (ch11/sandbox.py) holding only that run, with the validated data
 prepared first (`dvc repro validate@fashion_mnist`, not timed), then times
-`dvc exp run -S 'runs.<run>.l2=0.0001' train@<run>`: the stage the edited run waits on. Also prints, per
+`dvc exp run -S '++runs.<run>.l2=0.0001' train@<run>`: the stage the edited run waits on. Also prints, per
 arm, the stage's first time-left line and what it really took after that (the ETA's error).
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def arm(base: Path, run: str, seeds: int, workers: str | None) -> dict:
         env["CH11_WORKERS"] = workers
     subprocess.run(DVC + ["repro", "validate@fashion_mnist"], cwd=root, env=env, check=True, capture_output=True)
     start = time.perf_counter()
-    proc = subprocess.Popen(DVC + ["exp", "run", "-S", f"runs.{run}.l2=0.0001", f"train@{run}"], cwd=root, env=env,
+    proc = subprocess.Popen(DVC + ["exp", "run", "-S", f"++runs.{run}.l2=0.0001", f"train@{run}"], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first_eta = None
     for line in proc.stdout:

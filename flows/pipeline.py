@@ -40,6 +40,10 @@ restore must happen after its upstream is recorded, in the one thread that talks
 hands Prefect's task runner (``ThreadPoolTaskRunner`` or ``DaskTaskRunner``) only stages that are ready,
 so every worker runs a command, and records finished ones in batches.
 
+SIGINT (Ctrl-C) or SIGTERM stops every running stage command (each runs in its own process group), starts
+nothing more and ends the flow within seconds with one line and exit code 130/143; finished stages stay
+recorded, and a re-run resumes each interrupted training from its last finished epoch.
+
 A failing command fails the flow with the stage's own message (the last lines of its stderr); stages
 already finished, and those still running at that moment, are recorded in dvc.lock; nothing new starts
 unless ``keep_going`` (then only the failed stage's downstream is left out, like `dvc repro -k`).
