@@ -7,12 +7,14 @@ Usage: python bench/edit_latency.py [--run e04_elu] [--seeds 10]
 Each arm gets its own fresh project copy (ch11/sandbox.py) holding only that run, with the validated data
 prepared first (`dvc repro validate@fashion_mnist`, not timed), then times
 `dvc exp run -S '++runs.<run>.l2=0.0001' train@<run>`: the stage the edited run waits on. Also prints, per
-arm, the stage's first time-left line and what it really took after that (the ETA's error).
+arm, the stage's first time-left line against what it really took after that (the ETA's error), and the
+highest peak memory a seed's process recorded.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -50,7 +52,9 @@ def arm(base: Path, run: str, seeds: int, workers: str | None) -> dict:
             first_eta = (time.perf_counter(), float(match[1]) * (60 if match[2] == "min" else 1))
     assert proc.wait() == 0, f"dvc exp run failed in {root}"
     end = time.perf_counter()
-    found = {"wall_s": end - start, "digest": digest(root, run)}
+    timing = json.loads((root / "metrics/fashion_mnist/timing" / f"{run}.json").read_text()).values()
+    found = {"wall_s": end - start, "digest": digest(root, run),
+             "peak_mb": max(seed.get("peak_rss_mb", 0) for seed in timing)}
     if first_eta:
         found["eta_error"] = first_eta[1] / (end - first_eta[0]) - 1
     return found
@@ -67,7 +71,7 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     for name, found in (("1 worker", serial), (f"default ({cores} cores)", parallel)):
         eta = f", ETA after the first seed off by {found['eta_error']:+.0%}" if "eta_error" in found else ""
-        print(f"{name:>20}: {found['wall_s']:7.1f} s{eta}")
+        print(f"{name:>20}: {found['wall_s']:7.1f} s, peak memory of a worker {found['peak_mb']} MiB{eta}")
     print(f"{'ratio':>20}: {parallel['wall_s'] / serial['wall_s']:.2f} (default / 1 worker); outputs "
           f"{'byte-identical' if parallel['digest'] == serial['digest'] else 'DIFFER'}")
 

@@ -6,17 +6,12 @@ from pathlib import Path
 import keras
 
 from ch11 import model as model_mod, paths, training
-from ch11.errors import PipelineError
 from ch11.params import RunConfig
 
 
 def transferred_model(config: RunConfig, seed: int, classes: int) -> keras.Sequential:
     """The base run's (same seed) layers but its output layer, plus a new output layer; reused layers frozen."""
-    base_path = paths.model_file(config.transfer.base, seed)
-    if not base_path.exists():
-        raise PipelineError(f"{base_path} not found: transfer base run {config.transfer.base!r} (seed {seed}) "
-                            f"has not been trained. Run `dvc repro train@{config.transfer.base}` first.")
-    base = keras.models.load_model(base_path)
+    base = keras.models.load_model(paths.model_file(config.transfer.base, seed))   # checked: stages/train.py
     reused = base.layers[:-1]
     for layer in reused:
         layer.trainable = False

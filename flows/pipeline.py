@@ -26,7 +26,8 @@ write re-reads and re-writes the whole file, seconds with a full-size dvc.lock
 
 Cores and devices (flows/host.py): on a CPU host each command gets ``CH11_WORKERS = max(1, cores // concurrency)``
 seeds at once, each in a process of one thread (``CH11_THREADS=1``, as under `dvc repro`, so results never
-depend on the concurrency), and ``concurrency`` defaults to the core count. On a GPU host (``nvidia-smi -L`` or
+depend on the concurrency), and ``concurrency`` defaults to the core count, or fewer when the plan never has
+that many stages side by side (one edited run: one command with every core as workers). On a GPU host (``nvidia-smi -L`` or
 ``CUDA_VISIBLE_DEVICES``; no framework is imported here) ``concurrency`` defaults to ``per_gpu`` (8)
 trainings per visible GPU, each pinned to one GPU with ``CUDA_VISIBLE_DEVICES`` and allocating memory
 as it needs it (JAX: no pre-allocation; TensorFlow: memory growth). With a
@@ -42,7 +43,8 @@ so every worker runs a command, and records finished ones in batches.
 
 SIGINT (Ctrl-C) or SIGTERM stops every running stage command (each runs in its own process group), starts
 nothing more and ends the flow within seconds with one line and exit code 130/143; finished stages stay
-recorded, and a re-run resumes each interrupted training from its last finished epoch.
+recorded, and a re-run resumes each interrupted training from its last finished epoch. (Commands running
+on a Dask cluster's workers are other processes: the signal stops the flow there, not them.)
 
 A failing command fails the flow with the stage's own message (the last lines of its stderr); stages
 already finished, and those still running at that moment, are recorded in dvc.lock; nothing new starts
@@ -78,11 +80,10 @@ from prefect.states import Failed, State  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from flows.artifacts import publish_artifacts  # noqa: E402
-from flows.dvc_adapter import DvcAdapter  # noqa: E402
+from flows.dvc_adapter import DVC_LOCK, DvcAdapter  # noqa: E402
 from flows.estimates import recorded_seconds  # noqa: E402
 from flows.host import cpu_cores, visible_gpus, workers_per_command  # noqa: E402
-from flows.dvc_adapter import DVC_LOCK  # noqa: E402
-from flows.scheduler import Scheduler, StageFailed, stop_commands  # noqa: E402
+from flows.scheduler import Scheduler, StageFailed, stop_commands, widest_level  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Trainings per GPU. Measured by the team on one H200 with Keras-JAX (shared/README.md): 8 production-MLP
@@ -105,7 +106,8 @@ def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = No
 
     Args:
         targets: stage names, groups (``train``) or fnmatch globs (``train@e04_*``); default all stages.
-        concurrency: commands at once; default ``per_gpu`` x the visible GPUs, else the CPU cores.
+        concurrency: commands at once; default ``per_gpu`` x the visible GPUs, else the CPU cores (no more
+            than the plan has stages side by side).
         per_gpu: trainings sharing one GPU (the models are small: one leaves most of a GPU idle).
         stage_timeout_s: a command running longer is killed and its stage fails with that reason.
         dask_address: run the commands on this existing Dask scheduler instead of a thread pool.
@@ -130,11 +132,15 @@ def _run(book: DvcAdapter, root: Path, targets, concurrency, dask_address, keep_
          stage_timeout_s=None) -> dict[str, list[str]]:
     gpus = visible_gpus()
     cores = cpu_cores()
-    concurrency = concurrency or per_gpu * len(gpus) or cores
-    if concurrency < 1:
+    if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    workers = workers_per_command(cores, concurrency)
     order, upstream = book.plan(targets)
+    # by default no more slots than the plan has stages side by side (one edited run: one command, whose
+    # seeds then get every core as workers)
+    concurrency = concurrency or min(per_gpu * len(gpus) or cores, widest_level(order, upstream))
+    workers = workers_per_command(cores, concurrency)
+    if gpus:   # a command's workers share its one GPU: at most per_gpu of them, as stages are packed
+        workers = min(workers, per_gpu)
     logger.info("%d stage(s) to check in %s; %d at once, CH11_WORKERS=%d, %s", len(order), root, concurrency,
                 workers, f"GPUs {', '.join(gpus)}" if gpus else "CPU only")
     if dask_address:

@@ -118,14 +118,28 @@ def stage_commands(stage: str, commands: list[list[str]], cwd: str, env: dict[st
 # The scheduler: dependencies, slots, bookkeeping between commands
 
 
+def depths(order: list[str], upstream: dict[str, list[str]]) -> dict[str, int]:
+    """Each stage's depth in the plan: 1 without upstream stages, else one more than its deepest upstream."""
+    depth: dict[str, int] = {}
+    for name in order:
+        depth[name] = 1 + max((depth[up] for up in upstream[name]), default=0)
+    return depth
+
+
 def deepest_first(order: list[str], upstream: dict[str, list[str]]) -> list[str]:
     """``order`` (upstream stages first) re-sorted so that deeper stages come first, ties kept in order:
     when several stages are ready, an evaluation goes before the next training, and a long run finishes
     whole branches as it goes instead of leaving every evaluation to the end."""
-    depth: dict[str, int] = {}
-    for name in order:
-        depth[name] = 1 + max((depth[up] for up in upstream[name]), default=0)
+    depth = depths(order, upstream)
     return sorted(order, key=lambda name: -depth[name])
+
+
+def widest_level(order: list[str], upstream: dict[str, list[str]]) -> int:
+    """The most stages at one depth: about how many commands of this plan can run at once."""
+    counts: dict[int, int] = {}
+    for level in depths(order, upstream).values():
+        counts[level] = counts.get(level, 0) + 1
+    return max(counts.values(), default=1)
 
 
 class Scheduler:
@@ -259,8 +273,9 @@ class Scheduler:
         todo = [name for name, state in self.state.items() if state in ("pending", "running")]
         left = sum(max(0.0, expected(name) - (now - self.began.get(name, now))) for name in todo)
         elapsed = now - self.started
+        eta = left / self.concurrency / 60
         return (f"{self.done} of {self.done + len(todo)} run, {elapsed / 60:.0f} min so far, "
-                f"ETA ~{left / self.concurrency / 60:.0f} min")
+                f"ETA ~{eta:.{1 if eta < 10 else 0}f} min")
 
     def _fail(self, name: str, message: str) -> None:
         self.state[name] = "failed"

@@ -135,15 +135,19 @@ def seed_times(run: str, dataset: str, folders: dict[int, Path]) -> tuple[list[f
     return times, max(peaks, default=None)
 
 
-def time_left(run: str, dataset: str, folders: dict[int, Path], todo: int, n_workers: int) -> str:
+def time_left(run: str, dataset: str, folders: dict[int, Path], pending: int, todo: int, n_workers: int,
+              elapsed: float = 0.0) -> str:
+    """', ~m min left' for the stage: ``pending`` seeds at the mean seed time, ``n_workers`` at a time, less
+    the ``elapsed`` seconds since they started (which also covers the seeds half done in other workers)."""
     times, _ = seed_times(run, dataset, folders)
     if not times or not todo:
         return ""
-    seconds = math.ceil(todo / n_workers) * sum(times) / len(times)
+    per_seed = sum(times) / len(times)
+    seconds = max(pending * per_seed / n_workers - elapsed, per_seed / n_workers)
     return f", ~{seconds / 60:.0f} min left" if seconds >= 90 else f", ~{seconds:.0f} s left"
 
 
-def train_pending(run: str, dataset: str, folders: dict[int, Path]) -> None:
+def train_pending(run: str, dataset: str, config: RunConfig, folders: dict[int, Path]) -> None:
     """Train the seeds without a finished result, ``workers.count`` at a time, reporting the time left."""
     pending = [seed for seed, folder in folders.items() if not (folder / "done").exists()]
     for seed in folders.keys() - set(pending):
@@ -153,13 +157,19 @@ def train_pending(run: str, dataset: str, folders: dict[int, Path]) -> None:
             print(f"train {run} seed {seed}: resuming from its last finished epoch", file=sys.stderr)
     if not pending:
         return
+    for seed in pending if config.transfer else []:   # before any training, in seed order
+        if not (base := paths.model_file(config.transfer.base, seed)).exists():
+            raise PipelineError(f"{base} not found: transfer base run {config.transfer.base!r} (seed {seed}) "
+                                f"has not been trained. Run `dvc repro train@{config.transfer.base}` first.")
     n_workers = workers.count(len(pending), seed_times(run, dataset, folders)[1])
     print(f"train {run}: {len(pending)} seed(s) on {n_workers} worker(s)"
-          f"{time_left(run, dataset, folders, len(pending), n_workers)}", flush=True)
+          f"{time_left(run, dataset, folders, len(pending), len(pending), n_workers)}", flush=True)
+    start = time.perf_counter()
     if n_workers == 1:   # the serial loop, in this process
         config, x, y = prepared(run)
         jobs = (train_seed(run, seed, config, x, y, folders[seed]) for seed in pending)
     else:
+        run_splits(dataset, config)   # the data's errors as one clear line here (a worker's would be lost)
         pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=start_worker, initargs=(run, os.getpid()))
         jobs = as_completed([pool.submit(train_in_worker, seed, folders[seed]) for seed in pending])
@@ -167,7 +177,8 @@ def train_pending(run: str, dataset: str, folders: dict[int, Path]) -> None:
         for done, job in enumerate(jobs, start=1):
             if n_workers > 1:
                 job.result()
-            left = time_left(run, dataset, folders, len(pending) - done, min(n_workers, len(pending) - done))
+            left = time_left(run, dataset, folders, len(pending), len(pending) - done, n_workers,
+                             time.perf_counter() - start)
             print(f"train {run}: {done} of {len(pending)} seed(s) done{left}", flush=True)
     except BrokenProcessPool as exc:
         raise PipelineError(f"a worker training run {run!r} died ({exc}); every finished epoch is "
@@ -181,9 +192,8 @@ def train(run: str) -> None:
     params = params_mod.load()
     config = params.run(run)
     dataset = params.dataset_of(run)
-    run_splits(dataset, config)   # the data's own errors, here and once, before any worker starts
     folders = {seed: workdir(run, seed, config) for seed in params.seeds_of(run)}
-    train_pending(run, dataset, folders)
+    train_pending(run, dataset, config, folders)
     timing = {}
     with atomic.atomic_path(paths.model_dir(run), is_dir=True) as models, \
             atomic.atomic_path(paths.train_dir(dataset, run), is_dir=True) as metrics:

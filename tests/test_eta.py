@@ -25,6 +25,9 @@ def test_eta_adds_expected_times_over_the_commands_at_once():
     found.state["train@b"], found.began["train@b"] = "running", time.monotonic() - 600
     assert found.progress().endswith("ETA ~11 min")          # train@b has 600 s left: (600+600+120)/2
     assert found.progress().startswith("1 of 5 run")
+    for name in ("train@a", "train@b"):
+        found.state[name], found.took[name] = "ran", 900.0
+    assert found.progress().endswith("ETA ~1.0 min")           # two evaluations at 60 s each, 2 at once
 
 
 def test_recorded_seed_times_make_a_training_estimate(tmp_path):
