@@ -44,21 +44,14 @@ def child(run: str, backend_name: str, epochs: int) -> dict:
     start = time.perf_counter()
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    from ch11 import backend
+    from stages.train import compiled_model, prepared
 
-    backend.select(backend_name)
-    from ch11 import model as model_mod, params as params_mod, probes, training
-    from ch11.data import features, n_classes, run_splits
+    config, x, y = prepared(run, backend_name)
+    from ch11 import backend, probes, training
 
-    config = params_mod.load().run(run)
     backend.seed_everything(1, mixed_precision=False)
-    splits = run_splits("fashion_mnist", config)
-    x = {k: features(s.x, config, splits["train"].x) for k, s in splits.items()}
-    y = {k: s.y for k, s in splits.items()}
-    model = model_mod.build_model(x["train"].shape[1], n_classes(config), config)
+    model = compiled_model(config, x["train"])
     probes.probe(model, x["train"], y["train"])
-    steps = -(-len(x["train"]) // config.batch_size)
-    training.compile_model(model, model_mod.build_optimizer(config, steps), config)
     data = {"train": (x["train"], y["train"]), "valid": (x["valid"], y["valid"])}
     with tempfile.TemporaryDirectory() as tmp:
         training.fit(model, config, data, 1, Path(tmp) / "state", epochs=1)

@@ -38,31 +38,21 @@ VARIANTS = ("plain-tf", "plain-tf-1t", "ours-tensorflow", "ours-jax", *ISA_MODES
 def child(variant: str, run: str, epochs: int) -> dict:
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    from ch11 import backend
+    from stages.train import backend_versions, compiled_model, prepared
 
-    os.environ["CH11_THREADS"] = "1"
-    backend.select("jax" if variant.startswith("ours-jax") else "tensorflow")
+    os.environ["CH11_THREADS"] = str(os.cpu_count()) if variant == "plain-tf" else "1"
+    config, x, y = prepared(run, "jax" if variant.startswith("ours-jax") else "tensorflow")
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + os.environ.get("XLA_FLAGS_EXTRA", "")).strip()
     import hashlib
 
     import keras
 
-    from ch11 import model as model_mod, params as params_mod, training
-    from stages.train import backend_versions
-    from ch11.data import features, n_classes, run_splits
+    from ch11 import backend, training
 
-    config = params_mod.load().run(run)
-    if variant == "plain-tf":
-        os.environ["CH11_THREADS"] = str(os.cpu_count())
     backend.seed_everything(1, mixed_precision=False)
-    splits = run_splits("fashion_mnist", config)
-    x = {k: features(s.x, config, splits["train"].x) for k, s in splits.items()}
-    y = {k: s.y for k, s in splits.items()}
     if variant.startswith("plain"):
         config = config.model_copy(update={"steps_per_execution": 1})
-    model = model_mod.build_model(x["train"].shape[1], n_classes(config), config)
-    steps = -(-len(x["train"]) // config.batch_size)
-    training.compile_model(model, model_mod.build_optimizer(config, steps), config)
+    model = compiled_model(config, x["train"])
     data = {"train": (x["train"], y["train"]), "valid": (x["valid"], y["valid"])}
     with tempfile.TemporaryDirectory() as tmp:
         def train(first: int, last: int) -> float:

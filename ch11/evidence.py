@@ -90,8 +90,19 @@ class RunData:
         return sum(v.lr_changed(h["learning_rate"].tolist()) for h in self.histories.values())
 
     def identical_seeds(self, other: "RunData") -> int:
-        """Seeds whose per-epoch history is identical to ``other``'s (e.g. clipping that never acted)."""
-        return sum(s in other.histories and h.equals(other.histories[s]) for s, h in self.histories.items())
+        """Seeds whose per-epoch history is identical to ``other``'s in ``other``'s columns (e.g. a schedule or
+        clipping that never acted)."""
+        return sum(s in other.histories and set(other.histories[s]) <= set(h)
+                   and h[list(other.histories[s])].equals(other.histories[s]) for s, h in self.histories.items())
+
+    def clip_share(self) -> tuple[float, float, float] | None:
+        """Share of training steps in which clipping changed the gradient (mean over seeds): overall, in the
+        first epoch and in the last; None for a run without clipping."""
+        shares = [h["clip_share"].to_numpy() for h in self.histories.values() if "clip_share" in h]
+        if not shares:
+            return None
+        return (float(np.mean([s.mean() for s in shares])), float(np.mean([s[0] for s in shares])),
+                float(np.mean([s[-1] for s in shares])))
 
     def describe(self, metric: str, unit: str) -> str:
         """'mean ± std unit (n=k of N, d diverged)'."""

@@ -14,9 +14,7 @@ images has no rows to carry a share, so presence is its own expectation (distinc
 """
 from __future__ import annotations
 
-import datetime
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from great_expectations.data_context.types.base import (  # noqa: E402
 )
 from great_expectations.expectations.row_conditions import Column  # noqa: E402
 
+from ch11.data_docs import DOCS_RUN_TIME, prune_docs  # noqa: E402
 from ch11.errors import PipelineError  # noqa: E402
 from ch11.params import DatasetValidation  # noqa: E402
 
@@ -42,7 +41,6 @@ SPLITS = ("train", "test")
 N_CLASSES = 10
 PIXEL_RANGE = (0, 255)
 DOCS_SITE = "local_site"
-DOCS_RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
 CHUNK = 4096  # images per chunk for the per-image statistics (bounds float64 temporaries)
 COLUMNS = ["split", "label", "class_share", "pixel_min", "pixel_max", "n_nan", "mean", "std", "shape",
            "dtype"]
@@ -254,37 +252,6 @@ def _context(docs_dir: Path | None):
                                analytics_enabled=False, data_docs_sites=sites,
                                progress_bars=ProgressBarsConfig(globally=False))
     return gx.get_context(project_config=config, mode="ephemeral")
-
-
-def stabilize_docs(docs_dir: Path) -> None:
-    """Make the pages byte-stable across reruns on the same data: GX writes its load time (a batch marker
-    and the logo's cache-buster) and random element ids into them; these become the fixed run time and
-    ids numbered in order."""
-    stamp = DOCS_RUN_TIME.strftime("%Y%m%dT%H%M%S.%fZ")
-    for page in sorted(docs_dir.rglob("*.html")):
-        html = re.sub(r"\b\d{8}T\d{6}\.\d{6}Z\b", stamp, page.read_text(encoding="utf-8"))
-        ids: dict[str, str] = {}
-        html = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
-                      lambda m: ids.setdefault(m[0], f"id{len(ids) + 1}"), html)
-        page.write_text(html, encoding="utf-8")
-
-
-def prune_docs(docs_dir: Path) -> None:
-    """Keep only what the HTML pages reference under ``static/`` (the favicon; styles are inlined)."""
-    stabilize_docs(docs_dir)
-    static = docs_dir / "static"
-    if not static.is_dir():
-        return
-    wanted = set()
-    for page in docs_dir.rglob("*.html"):
-        for ref in re.findall(r"""static/[^"'\s)?#]+""", page.read_text(encoding="utf-8")):
-            wanted.add(ref)
-    for path in sorted(static.rglob("*"), reverse=True):
-        rel = path.relative_to(docs_dir).as_posix()
-        if path.is_file() and rel not in wanted:
-            path.unlink()
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
 
 
 def validate_arrays(arrays: dict[str, np.ndarray], spec: DatasetValidation, *, name: str = "dataset",

@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from scipy.special import erf  # noqa: E402
 
 from ch11.stats import summarize  # noqa: E402
 
@@ -29,10 +28,10 @@ def _save_epoch_plot(fig, ax, curves: list[dict], path: Path) -> Path:
         ax.set_xticks(np.arange(1, longest + 1))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
@@ -94,7 +93,7 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
         fig.tight_layout()
         fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
                    bbox_to_anchor=(0.5, 0.0), title=SEED_NOTE, title_fontsize=9)
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def learning_curves(path: Path, title: str, curves: list[dict], ylabel: str = "validation accuracy (%)"
@@ -156,7 +155,7 @@ def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None
         axes[0][0].legend(frameon=False)
         fig.suptitle(title, fontweight="bold")
         fig.tight_layout()
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
@@ -184,7 +183,7 @@ def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
         axes[0][0].legend(frameon=False)
         fig.suptitle(title, fontweight="bold")
         fig.tight_layout()
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
@@ -238,47 +237,7 @@ def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: li
         cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         cbar.set_label("share of the actual class (numbers = counts)")
         fig.tight_layout()
-        return _save(fig, path)
-
-
-SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
-
-
-def _sigmoid(z):
-    return 1 / (1 + np.exp(-z))
-
-
-ACTIVATIONS = {
-    "sigmoid": _sigmoid,
-    "tanh": np.tanh,
-    "ReLU": lambda z: np.maximum(z, 0),
-    "LeakyReLU (α=0.2)": lambda z: np.where(z > 0, z, 0.2 * z),
-    "ELU (α=1)": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
-    "SELU": lambda z: SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0))),
-    "GELU": lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2))),
-    "Swish (SiLU)": lambda z: z * _sigmoid(z),
-}
-
-
-def activation_shapes(path: Path) -> Path:
-    """The activation functions of experiment 4 (and exercise 8), computed with numpy on z in [-4, 4]."""
-    z = np.linspace(-4, 4, 401)
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(2, 4, figsize=(13, 6.2), sharex=True, sharey=True)
-        for ax, (i, (name, fn)) in zip(axes.flat, enumerate(ACTIVATIONS.items())):
-            ax.axhline(0, color="grey", linewidth=0.8)
-            ax.axvline(0, color="grey", linewidth=0.8)
-            ax.plot(z, fn(z), color=COLORS[i % 10], linewidth=2.2)
-            ax.set_title(name)
-            ax.set_xlim(-4, 4)
-            ax.set_ylim(-2.2, 4.2)
-        for ax in axes[1]:
-            ax.set_xlabel("input z")
-        for ax in axes[:, 0]:
-            ax.set_ylabel("activation f(z)")
-        fig.suptitle("Activation functions (computed with numpy)", fontweight="bold")
-        fig.tight_layout()
-        return _save(fig, path)
+        return save(fig, path)
 
 
 READING_COLORS = {"helps": "#1a9850", "no effect": "#4575b4", "hurts": "#d73027", "unresolved": "#808080",
@@ -316,4 +275,4 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
                     Patch(color="#4575b4", alpha=0.12, label=f"±{delta:g} pts: no effect band")]
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
         fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
-        return _save(fig, path)
+        return save(fig, path)

@@ -24,10 +24,12 @@ def distinct(a: ev.RunData, b: ev.RunData) -> list[ev.RunData]:
     return [a] if a is b else [a, b]
 
 
-def converged_share(*runs: ev.RunData) -> tuple[bool, str]:
-    """Whether every run met the early-stopping criterion in most of its seeds, and the counts."""
+def converged_share(metric: str, *runs: ev.RunData) -> tuple[bool | None, str]:
+    """Whether every run met the early-stopping criterion in most of its seeds, and the counts; None for a
+    metric read after the first epoch, which the budget cannot change."""
     counts = [r.converged() for r in runs]
-    return all(k * 2 > n for k, n in counts), ", ".join(f"{k}/{n}" for k, n in counts)
+    enough = None if metric == "epoch1_val_accuracy" else all(k * 2 > n for k, n in counts)
+    return enough, ", ".join(f"{k}/{n}" for k, n in counts)
 
 
 def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
@@ -38,6 +40,9 @@ def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
             notes.append(f"`{run.name}` diverged in {len(run.diverged())} of {len(run.seeds)} seeds")
     if a is not b and (same := a.identical_seeds(b)):
         notes.append(f"identical to `{b.name}` in {same} of {len(a.seeds)} seeds (the technique never acted there)")
+    if share := a.clip_share():
+        notes.append(f"clipping changed the gradient in {share[0]:.0%} of steps (epoch 1: {share[1]:.0%}, "
+                     f"last epoch: {share[2]:.0%}; mean over seeds)")
     if a.schedule == "plateau":
         notes.append(f"the plateau schedule lowered the LR in {a.lr_acted()} of {len(a.seeds)} seeds")
     return notes
@@ -47,7 +52,7 @@ def effect_row(item: Effect, runs: dict[str, ev.RunData], host: dict) -> dict:
     a, b = runs[item.a], runs[item.b]
     scale = scale_of(item.metric)
     d = v.compare(a.values(item.a_metric or item.metric, scale), b.values(item.metric, scale))
-    converged, counts = converged_share(*distinct(a, b))
+    converged, counts = converged_share(item.metric, *distinct(a, b))
     row = {"exp": item.exp, "label": item.label, "a": item.a, "b": item.b, "metric": item.metric,
            "a_metric": item.a_metric, **difference(d), "claim": item.claim, "rule": a.rule,
            "converged": converged, "converged_seeds": counts, "notes": notes_for(a, b),
@@ -85,7 +90,7 @@ def not_lr_tested(run: str | None, runs: dict[str, ev.RunData]) -> str:
 def comparison_row(item: Comparison, runs: dict[str, ev.RunData], labels: dict[str, str], host: dict) -> dict:
     a, b = runs[item.a], runs[item.b]
     d = v.compare(a.values(item.metric, scale_of(item.metric)), b.values(item.metric, scale_of(item.metric)))
-    converged, counts = converged_share(*distinct(a, b))
+    converged, counts = converged_share(item.metric, *distinct(a, b))
     row = {"a": item.a, "b": item.b, "claim": f"{labels[item.a]} − {labels[item.b]}", "metric": item.metric,
            "sign": item.sign, "size": item.size, "note": item.note, **difference(d), "rule": a.rule,
            "converged": converged, "converged_seeds": counts, "verdict": v.NOT_TESTED,

@@ -57,7 +57,7 @@ def answer(found: dict, forest: str | None) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         claim = "—" if r["claim"] is None else f"{r['claim']:+.2f}"
-        converged = ("yes" if r["converged"] else "**no**") + f" ({r['converged_seeds']})"
+        converged = converged_cell(r["converged"]) + f" ({r['converged_seeds']})"
         lines.append("| " + " | ".join(cell(c) for c in (
             f"**{r['reading']}**", r["label"] + metric_suffix(r), r["exp"], interval(r), p_cell(r["p_holm"]),
             r["n"] or "—", r["rule"], converged, claim, "; ".join(r["notes"]))) + " |")
@@ -69,6 +69,10 @@ def answer(found: dict, forest: str | None) -> list[str]:
                   "*Each effect with its 95 % CI, coloured by reading; diamond = the write-up's Δ; shaded = the "
                   f"±{found['delta']:g}-point no-effect band.*", ""]
     return lines
+
+
+def converged_cell(converged: bool | None) -> str:
+    return "n/a (epoch 1)" if converged is None else "yes" if converged else "**no**"
 
 
 def claims_section(found: dict) -> list[str]:
@@ -87,7 +91,7 @@ def claims_section(found: dict) -> list[str]:
         note = "; ".join(x for x in (r["note"], r["why"]) if x)
         lines.append("| " + " | ".join(cell(c) for c in (
             r["exp"], r["claim"] + metric_suffix(r), claimed, interval(r), r["n"] or "—", p_cell(r["p_holm"]),
-            r["rule"], "yes" if r["converged"] else "**no**", f"**{r['verdict']}**", note)) + " |")
+            r["rule"], converged_cell(r["converged"]), f"**{r['verdict']}**", note)) + " |")
     if found["checks"]:
         lines += ["", "Qualitative claims, tested seed by seed:", "", "| exp. | claim | ours | verdict |",
                   "|---|---|---|---|"]
@@ -162,11 +166,12 @@ def experiment_section(number: int, exp, runs: dict[str, ev.RunData], figure_lin
     lines += ["Runs: " + ", ".join(f"{exp.runs[n]} (`{n}`, {len(runs[n].seeds)} seeds, {runs[n].rule}"
                                     + (f", {len(runs[n].diverged())} diverged" if runs[n].diverged() else "") + ")"
                                     for n in present) + ".", ""]
-    still = [f"`{n}` ({k} of {t})" for n in present for k, t in [runs[n].converged()] if t and k * 2 <= t]
+    still = [f"`{n}` (criterion met in {k} of {t} seeds)" for n in present for k, t in [runs[n].converged()]
+             if t and k * 2 <= t]
     if still:
-        lines += ["**Still improving at the end of the budget** by the early-stopping criterion (seeds whose lowest "
-                  "validation loss came at least the patience before the last epoch, of those trained): "
-                  + ", ".join(still) + ". A longer budget may change their numbers.", ""]
+        lines += ["**Still improving at the end of the budget** by the early-stopping criterion (the lowest "
+                  "validation loss at least the patience before the last epoch): " + ", ".join(still)
+                  + ". A longer budget may change their numbers.", ""]
     acted = [f"`{n}` in {runs[n].lr_acted()} of {len(runs[n].seeds)} seeds" for n in present
              if runs[n].schedule == "plateau"]
     if acted:

@@ -42,7 +42,7 @@ def train_seed(run: str, seed: int, config: RunConfig, x: dict, y: dict, folder:
     import keras
     import numpy as np
 
-    from ch11 import model as model_mod, probes, training, transfer
+    from ch11 import probes, training, transfer
 
     backend.seed_everything(seed, config.mixed_precision)
     data = {"train": (x["train"], y["train"]), "valid": (x["valid"], y["valid"])}
@@ -55,9 +55,8 @@ def train_seed(run: str, seed: int, config: RunConfig, x: dict, y: dict, folder:
         before = probes.probe(model, x["train"], y["train"])
         rows = transfer.fit_transfer(model, config, data, seed, folder, steps, progress)
     else:
-        model = model_mod.build_model(x["train"].shape[1], n_classes(config), config)
+        model = compiled_model(config, x["train"])
         before = probes.probe(model, x["train"], y["train"])
-        training.compile_model(model, model_mod.build_optimizer(config, steps), config)
         rows = training.fit(model, config, data, seed, folder / "state", epochs=config.epochs, callbacks=progress)
     wall = time.perf_counter() - start
     history = training.history_frame(rows)
@@ -99,14 +98,25 @@ def backend_versions() -> dict:
     return {"tensorflow": tf.__version__}
 
 
-def prepared(run: str) -> tuple[RunConfig, dict, dict]:
-    """The run's configuration and its features and labels per split, with Keras' backend selected."""
+def prepared(run: str, backend_name: str | None = None) -> tuple[RunConfig, dict, dict]:
+    """The run's configuration and its features and labels per split, with Keras' backend selected (the
+    run's own, or ``backend_name``: benchmarks compare backends)."""
     params = params_mod.load()
     config = params.run(run)
     splits = run_splits(params.dataset_of(run), config)
-    backend.select(config.backend)  # Keras (and its backend) is imported only now, once params and data are good
+    backend.select(backend_name or config.backend)  # Keras is imported only now, once params and data are good
     x = {name: features(s.x, config, splits["train"].x) for name, s in splits.items()}
     return config, x, {name: s.y for name, s in splits.items()}
+
+
+def compiled_model(config: RunConfig, x_train):
+    """The run's network for inputs like ``x_train``, compiled with its loss, optimizer and metrics."""
+    from ch11 import model as model_mod, training
+
+    model = model_mod.build_model(x_train.shape[1], n_classes(config), config)
+    steps = math.ceil(len(x_train) / config.batch_size)
+    training.compile_model(model, model_mod.build_optimizer(config, steps), config)
+    return model
 
 
 WORKER: dict = {}   # in a worker process: the run, its configuration and data, loaded once

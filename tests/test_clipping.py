@@ -1,0 +1,79 @@
+"""How often gradient clipping acted: counted during training without changing the update, and reported."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pandas as pd
+import pytest
+
+from ch11.evidence import RunData
+from tests.helpers import PROJECT_ROOT, run
+
+TRAIN = """
+import json, sys
+from pathlib import Path
+from ch11 import backend
+backend.select(sys.argv[1])
+from ch11 import model as model_mod, params, training
+import numpy as np
+
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(256, 20)).astype("float32"), rng.integers(0, 10, 256)
+SETTINGS = {"norm": {"clip_norm": 1.0}, "value": {"clip_norm": None, "clip_value": 0.01},
+            "never": {"clip_norm": 1e6}, "always": {"clip_norm": None, "clip_value": 1e-6}}
+
+def built(name):
+    config = params.load().run("e06_clip_norm").model_copy(update={"hidden": [16], "epochs": 2, **SETTINGS[name]})
+    backend.seed_everything(1, False)
+    return config, model_mod.build_model(20, 10, config), model_mod.build_optimizer(config, 8)
+
+def keras_weights(name, count):
+    config, net, optimizer = built(name)
+    if count:
+        training.count_clipping(optimizer)
+    net.compile(loss="sparse_categorical_crossentropy", optimizer=optimizer)
+    net.fit(x, y, batch_size=32, shuffle=False, epochs=2, verbose=0)
+    return [w.tolist() for w in net.get_weights()]
+
+def shares(name):
+    config, net, optimizer = built(name)
+    training.compile_model(net, optimizer, config)
+    rows = training.fit(net, config, {"train": (x, y), "valid": (x[:64], y[:64])}, 1, Path(sys.argv[2]) / name,
+                        epochs=2)
+    return [row["clip_share"] for row in rows]
+
+print(json.dumps({"unchanged": [keras_weights(n, True) == keras_weights(n, False) for n in ("norm", "value")],
+                  "never": shares("never"), "always": shares("always")}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_clipping_is_counted_per_epoch_and_the_update_is_unchanged(backend, tmp_path):
+    out = run([sys.executable, "-c", TRAIN, backend, str(tmp_path)], PROJECT_ROOT, check=True)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["unchanged"] == [True, True]   # counting leaves the update as it was (norm, value)
+    assert found["never"] == [0.0, 0.0]        # a threshold no gradient reaches: clipping never acted
+    assert found["always"] == [1.0, 1.0]       # a threshold every step exceeds: it acted in every step
+
+
+def history(**columns) -> pd.DataFrame:
+    return pd.DataFrame({"epoch": [1, 2, 3], "val_loss": [0.5, 0.4, 0.3], **columns})
+
+
+def run_data(name: str, histories: dict) -> RunData:
+    return RunData(name, list(histories), {s: {} for s in histories}, histories, {}, {}, epochs=3)
+
+
+def test_the_clip_share_is_averaged_over_seeds_and_identity_ignores_the_extra_column():
+    clipped = run_data("clip", {1: history(clip_share=[0.5, 0.25, 0.0]), 2: history(clip_share=[0.3, 0.15, 0.0]),
+                                3: history(clip_share=[0.1, 0.0, 0.0])})
+    base = run_data("base", {1: history(), 2: history(), 3: pd.DataFrame({"epoch": [1, 2, 3],
+                                                                          "val_loss": [0.5, 0.4, 0.2]})})
+    overall, first, last = clipped.clip_share()
+    assert overall == pytest.approx((0.75 / 3 + 0.45 / 3 + 0.1 / 3) / 3)
+    assert (first, last) == (pytest.approx(0.3), 0.0)
+    assert base.clip_share() is None
+    assert clipped.identical_seeds(base) == 2     # seeds 1-2 equal in the baseline's columns; seed 3 differs
+    assert base.identical_seeds(clipped) == 0     # the other way round the clip column is missing
