@@ -26,7 +26,7 @@ def distinct(a: ev.RunData, b: ev.RunData) -> list[ev.RunData]:
 
 def converged_share(metric: str, *runs: ev.RunData) -> tuple[bool | None, str]:
     """Whether every run met the early-stopping criterion in most of its seeds, and the counts; None for a
-    metric read after the first epoch, which the budget cannot change."""
+    metric read at the end of the first epoch, which the budget cannot change."""
     counts = [r.converged() for r in runs]
     enough = None if metric == "epoch1_val_accuracy" else all(k * 2 > n for k, n in counts)
     return enough, ", ".join(f"{k}/{n}" for k, n in counts)

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from ch11 import atomic
+from ch11 import atomic, clipping
 from ch11.model import loss_of
 from ch11.params import RunConfig
 
@@ -205,49 +205,9 @@ def schedule_callbacks(config: RunConfig) -> list:
     return found
 
 
-CLIP_COUNTER = "clipped_steps"
-
-
-def count_clipping(optimizer) -> None:
-    """Make a clipping optimizer count, in its variable ``clipped_steps`` (saved with its state), the steps
-    in which clipping changed the gradient: some weight's gradient norm above ``clipnorm``, or an element
-    beyond ``clipvalue``. The clipped gradients are computed exactly as before."""
-    counter = optimizer.add_variable(shape=(), initializer="zeros", dtype="float32", name=CLIP_COUNTER)
-    clip = optimizer._clip_gradients
-
-    def counted(grads):
-        present = [g for g in grads if g is not None]
-        if optimizer.clipnorm:
-            over = [keras.ops.sqrt(keras.ops.sum(keras.ops.square(g))) > optimizer.clipnorm for g in present]
-        else:
-            over = [keras.ops.max(keras.ops.abs(g)) > optimizer.clipvalue for g in present]
-        counter.assign_add(keras.ops.cast(keras.ops.any(keras.ops.stack(over)), "float32"))
-        return clip(grads)
-
-    optimizer._clip_gradients = counted
-
-
-class ClipShare(keras.callbacks.Callback):
-    """History column ``clip_share``: the share of the epoch's steps in which clipping changed the gradient."""
-
-    def __init__(self, steps: int):
-        super().__init__()
-        self.steps, self.start = steps, 0.0
-
-    def clipped(self) -> float:
-        counter = next(v for v in self.model.optimizer.variables if v.name == CLIP_COUNTER)
-        return float(keras.ops.convert_to_numpy(counter))
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = self.clipped()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["clip_share"] = (self.clipped() - self.start) / self.steps
-
-
 def compile_model(model, optimizer, config: RunConfig) -> None:
     if config.clip_value or config.clip_norm:
-        count_clipping(optimizer)
+        clipping.count_clipping(optimizer)
     model.compile(loss=loss_of(config), optimizer=optimizer, metrics=["accuracy"],
                   steps_per_execution=config.steps_per_execution)
 
@@ -273,7 +233,7 @@ def fit(model, config: RunConfig, data: dict, seed: int, workdir: Path, *, epoch
     else:
         batches, extra = EpochBatches(x, y, config.batch_size, seed, start), []
     if config.clip_value or config.clip_norm:
-        extra.append(ClipShare(math.ceil(len(x) / config.batch_size)))
+        extra.append(clipping.ClipShare(math.ceil(len(x) / config.batch_size)))
     callbacks = [*extra, EpochLog(x, y, rows), keras.callbacks.TerminateOnNaN(),
                  *[Resumable(cb, restored=done > 0) for cb in stateful], Checkpoint(workdir, rows, stateful),
                  *callbacks]

@@ -11,7 +11,8 @@ Everything about the pipeline comes from DVC itself (dvc.yaml, dvc.lock, params.
 * a changed stage's outputs are removed, then checked out of DVC's cache when dvc.lock or the run cache
   already holds them (as `dvc repro` does); otherwise its command runs as a Prefect task, in a subprocess
   with the stage's working directory, up to ``concurrency`` at once (thread pool, or an existing Dask
-  cluster), the deepest ready stage first (each evaluation soon after its training). Retries are the
+  cluster), the deepest ready stage first (each evaluation soon after its training), then the longest by
+  the recorded seed times (no long training left to start last). Retries are the
   stages' own (download@ backs off per URL, params.yaml `download.retries`): the flow adds none;
 * after the command succeeds the stage is saved, its cached outputs committed to .dvc/cache and its
   dvc.lock entry written - the same calls, in the same order, that `dvc repro` makes after a command.

@@ -126,12 +126,14 @@ def depths(order: list[str], upstream: dict[str, list[str]]) -> dict[str, int]:
     return depth
 
 
-def deepest_first(order: list[str], upstream: dict[str, list[str]]) -> list[str]:
-    """``order`` (upstream stages first) re-sorted so that deeper stages come first, ties kept in order:
-    when several stages are ready, an evaluation goes before the next training, and a long run finishes
-    whole branches as it goes instead of leaving every evaluation to the end."""
+def deepest_first(order: list[str], upstream: dict[str, list[str]], estimate=lambda stage: None) -> list[str]:
+    """``order`` (upstream stages first) re-sorted so that deeper stages come first: when several stages are
+    ready, an evaluation goes before the next training, and a long run finishes whole branches as it goes
+    instead of leaving every evaluation to the end. Among stages of one depth the longest expected
+    (``estimate``, recorded seed times) goes first, so that no long training starts last beside idle
+    slots; other ties keep their order."""
     depth = depths(order, upstream)
-    return sorted(order, key=lambda name: -depth[name])
+    return sorted(order, key=lambda name: (-depth[name], -(estimate(name) or 0.0)))
 
 
 def widest_level(order: list[str], upstream: dict[str, list[str]]) -> int:
@@ -156,7 +158,7 @@ class Scheduler:
         self.began: dict[str, float] = {}
         self.took: dict[str, float] = {}
         self.state = dict.fromkeys(order, "pending")
-        self.dispatch_order = deepest_first(order, upstream)
+        self.dispatch_order = deepest_first(order, upstream, estimate)
         self.free_slots = list(range(concurrency))
         self.running: dict[str, tuple[Any, int]] = {}
         self.finished: queue.Queue[str] = queue.Queue()

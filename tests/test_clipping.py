@@ -15,7 +15,7 @@ import json, sys
 from pathlib import Path
 from ch11 import backend
 backend.select(sys.argv[1])
-from ch11 import model as model_mod, params, training
+from ch11 import clipping, model as model_mod, params, training
 import numpy as np
 
 rng = np.random.default_rng(0)
@@ -31,7 +31,7 @@ def built(name):
 def keras_weights(name, count):
     config, net, optimizer = built(name)
     if count:
-        training.count_clipping(optimizer)
+        clipping.count_clipping(optimizer)
     net.compile(loss="sparse_categorical_crossentropy", optimizer=optimizer)
     net.fit(x, y, batch_size=32, shuffle=False, epochs=2, verbose=0)
     return [w.tolist() for w in net.get_weights()]
@@ -77,3 +77,15 @@ def test_the_clip_share_is_averaged_over_seeds_and_identity_ignores_the_extra_co
     assert base.clip_share() is None
     assert clipped.identical_seeds(base) == 2     # seeds 1-2 equal in the baseline's columns; seed 3 differs
     assert base.identical_seeds(clipped) == 0     # the other way round the clip column is missing
+
+
+def test_the_report_says_how_often_clipping_acted_beside_the_effect():
+    from ch11.findings import notes_for
+
+    acted = history(clip_share=[0.6, 0.3, 0.0]).assign(val_loss=[0.5, 0.45, 0.3])
+    clipped = run_data("e06_clip_norm", {1: acted, 2: acted, 3: history(clip_share=[0.0, 0.0, 0.0])})
+    base = run_data("baseline", {1: history(), 2: history(), 3: history()})
+    assert notes_for(clipped, base) == [
+        "identical to `baseline` in 1 of 3 seeds (the technique never acted there)",
+        "clipping changed the gradient in 20% of steps (epoch 1: 40%, last epoch: 0%; mean over seeds)"]
+    assert not any("clipping" in note for note in notes_for(base, clipped))

@@ -446,6 +446,10 @@ def test_targets_select_stages_and_their_upstream_from_dvc(tmp_path, request):
     dispatch = deepest_first(order, upstream)  # when both are ready, an evaluation goes before a training
     assert max(dispatch.index(f"evaluate@{run}") for run in RUNS) < min(
         dispatch.index(f"train@{run}") for run in RUNS), dispatch
+    longest = {f"train@{RUNS[-1]}": 900.0, f"train@{RUNS[0]}": 60.0}.get   # recorded seed times
+    dispatch = deepest_first(order, upstream, longest)   # of two trainings, the longer starts first
+    assert dispatch.index(f"train@{RUNS[-1]}") < dispatch.index(f"train@{RUNS[0]}"), dispatch
+    assert max(dispatch.index(f"evaluate@{run}") for run in RUNS) < dispatch.index(f"train@{RUNS[-1]}")
     assert not any(name.startswith(("aggregate", "report")) for name in order)  # nothing downstream
     assert widest_level(order, upstream) == len(RUNS)   # the trainings (then the evaluations) side by side
     assert widest_level(*book.plan(["train@baseline"])) == 1   # one edited run: its seeds get every core
