@@ -32,6 +32,12 @@ def converged_share(metric: str, *runs: ev.RunData) -> tuple[bool | None, str]:
     return enough, ", ".join(f"{k}/{n}" for k, n in counts)
 
 
+def percent(share: float) -> str:
+    """A share in percent; near 0 and 1 with the decimals that keep "rarely" from reading "never" and
+    "almost always" from reading "always"."""
+    return f"{100 * share:.{2 if 0 < share < 0.01 else 1 if 0.99 < share < 1 else 0}f} %"
+
+
 def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
     """What the reader needs beside the numbers: diverged seeds, schedules or clipping that did not act."""
     notes = []
@@ -41,8 +47,8 @@ def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
     if a is not b and (same := a.identical_seeds(b)):
         notes.append(f"identical to `{b.name}` in {same} of {len(a.seeds)} seeds (the technique never acted there)")
     if share := a.clip_share():
-        notes.append(f"clipping changed the gradient in {share[0]:.0%} of steps (epoch 1: {share[1]:.0%}, "
-                     f"last epoch: {share[2]:.0%}; mean over seeds)")
+        notes.append(f"clipping changed the gradient in {percent(share[0])} of steps (epoch 1: {percent(share[1])}, "
+                     f"last epoch: {percent(share[2])}; mean over seeds)")
     if a.schedule == "plateau":
         notes.append(f"the plateau schedule lowered the LR in {a.lr_acted()} of {len(a.seeds)} seeds")
     return notes

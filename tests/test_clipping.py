@@ -80,12 +80,13 @@ def test_the_clip_share_is_averaged_over_seeds_and_identity_ignores_the_extra_co
 
 
 def test_the_report_says_how_often_clipping_acted_beside_the_effect():
-    from ch11.findings import notes_for
+    from ch11.findings import notes_for, percent
 
     acted = history(clip_share=[0.6, 0.3, 0.0]).assign(val_loss=[0.5, 0.45, 0.3])
     clipped = run_data("e06_clip_norm", {1: acted, 2: acted, 3: history(clip_share=[0.0, 0.0, 0.0])})
     base = run_data("baseline", {1: history(), 2: history(), 3: history()})
     assert notes_for(clipped, base) == [
         "identical to `baseline` in 1 of 3 seeds (the technique never acted there)",
-        "clipping changed the gradient in 20% of steps (epoch 1: 40%, last epoch: 0%; mean over seeds)"]
+        "clipping changed the gradient in 20 % of steps (epoch 1: 40 %, last epoch: 0 %; mean over seeds)"]
+    assert percent(0.0002) == "0.02 %" and percent(0.996) == "99.6 %" and percent(1.0) == "100 %" and percent(0.0) == "0 %"
     assert not any("clipping" in note for note in notes_for(base, clipped))
