@@ -4,6 +4,7 @@ single numbers, one section per experiment and the summary of all runs. Writes n
 from __future__ import annotations
 
 from ch11 import evidence as ev, verdicts as v
+from ch11.findings import percent
 from ch11.stats import summarize
 
 DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
@@ -172,6 +173,9 @@ def experiment_section(number: int, exp, runs: dict[str, ev.RunData], figure_lin
         lines += ["**Still improving at the end of the budget** by the early-stopping criterion (the lowest "
                   "validation loss at least the patience before the last epoch): " + ", ".join(still)
                   + ". A longer budget may change their numbers.", ""]
+    clipped = [f"`{n}` in {percent(share[0])} of its steps" for n in present if (share := runs[n].clip_share())]
+    if clipped:
+        lines += ["Clipping changed the gradient (mean over seeds): " + ", ".join(clipped) + ".", ""]
     acted = [f"`{n}` in {runs[n].lr_acted()} of {len(runs[n].seeds)} seeds" for n in present
              if runs[n].schedule == "plateau"]
     if acted:
