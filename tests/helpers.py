@@ -6,6 +6,7 @@ process in it prints its threads' stacks first, and the test fails with that out
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# Stack dumps without core files: a child writing gigabytes of core after SIGABRT would stall abort()
+resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -42,17 +45,18 @@ def run(argv: list[str], cwd: Path, *, env: dict | None = None, timeout: float =
 
 
 def abort(proc: subprocess.Popen) -> tuple[str, str]:
-    """SIGABRT to ``proc``'s process group (stack dumps), then SIGKILL if needed; returns the output."""
-    for sig, wait in ((signal.SIGABRT, 30), (signal.SIGKILL, None)):
+    """SIGABRT to ``proc``'s process group (stack dumps), then SIGKILL if needed; returns the output. Waits
+    at most a minute in all: a child that cannot even be killed must not hang the suite either."""
+    for sig in (signal.SIGABRT, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             pass
         try:
-            return proc.communicate(timeout=wait)
+            return proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             continue
-    return "", ""
+    return "", f"(pid {proc.pid} still alive 30 s after SIGKILL: its output is lost)"
 
 
 def module(root: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
