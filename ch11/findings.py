@@ -113,7 +113,8 @@ def check_row(item: Check, runs: dict[str, ev.RunData]) -> dict:
         if ratios := sum(per_seed, []):
             detail = f"variance / theory {min(ratios):.3f}–{max(ratios):.3f} over every layer"
     elif item.kind == "activation_stability":
-        hidden = [[x.get("activation_std") for x in rows[:-1]] for rows in ev.layer_rows(run).values()]  # not the output
+        # rows[:-1]: the hidden layers (the last row is the output layer)
+        hidden = [[x.get("activation_std") for x in rows[:-1]] for rows in ev.layer_rows(run).values()]
         ratios = [h[-1] / h[0] for h in hidden if len(h) >= 2 and h[0] and h[-1] is not None]
         passed = [item.bounds[0] <= r <= item.bounds[1] for r in ratios]
         if ratios:
