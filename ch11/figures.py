@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -21,8 +22,11 @@ STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fo
 SEED_NOTE = "bar = mean over seeds, error bar = ±1 std (sample, ddof=1), dots = individual seeds"
 
 
-def _save_epoch_plot(fig, ax, curves: list[dict], path: Path) -> Path:
+def _save_epoch_plot(fig, ax, curves: list[dict], path: Path, title: str, ylabel: str) -> Path:
     """Integer epoch ticks on short runs, the legend below the axes (long seed notes keep the plot wide)."""
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontweight="bold")
     longest = max(len(c["epochs"]) for c in curves)
     if longest <= 15:
         ax.set_xticks(np.arange(1, longest + 1))
@@ -31,7 +35,11 @@ def _save_epoch_plot(fig, ax, curves: list[dict], path: Path) -> Path:
     return save(fig, path)
 
 
-def save(fig, path: Path) -> Path:
+def save(fig, path: Path, title: str | None = None) -> Path:
+    """Write the figure as a PNG; with ``title``, first as the figure's bold title and lay it out."""
+    if title:
+        fig.suptitle(title, fontweight="bold")
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
@@ -73,14 +81,9 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
             ax.set_yticks(y, [b["label"] for b in bars])
             lo, hi = min(everything), max(everything)
             pad = max(0.5, 0.12 * (hi - lo))
-            xlabel = panel["xlabel"]
             left = lo - 3 * pad
-            if left > 0:
-                ax.set_xlim(left, hi + pad)
-                xlabel += f"\n(axis starts at {left:.1f}, not 0)"
-            else:
-                ax.set_xlim(0, hi + pad)
-            ax.set_xlabel(xlabel)
+            ax.set_xlim(max(left, 0), hi + pad)
+            ax.set_xlabel(panel["xlabel"] + (f"\n(axis starts at {left:.1f}, not 0)" if left > 0 else ""))
             ax.grid(axis="y", visible=False)
         handles = [Patch(facecolor="grey", alpha=0.55, edgecolor="black", label="mean over seeds"),
                    Line2D([], [], color="black", marker="|", markersize=10, linestyle="-",
@@ -115,10 +118,7 @@ def learning_curves(path: Path, title: str, curves: list[dict], ylabel: str = "v
             if np.isfinite(std).any():
                 mean = np.asarray(c["mean"], dtype=float)
                 ax.fill_between(c["epochs"], mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel + "\nline = mean over seeds, band = ±1 std")
-        ax.set_title(title, fontweight="bold")
-        return _save_epoch_plot(fig, ax, curves, path)
+        return _save_epoch_plot(fig, ax, curves, path, title, ylabel + "\nline = mean over seeds, band = ±1 std")
 
 
 def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None:
@@ -153,9 +153,7 @@ def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None
                     ax.set_xticks(series[0]["layers"], series[0]["tick_labels"])
                     ax.set_xlabel("Dense layer (fan_in → fan_out)")
         axes[0][0].legend(frameon=False)
-        fig.suptitle(title, fontweight="bold")
-        fig.tight_layout()
-        return save(fig, path)
+        return save(fig, path, title)
 
 
 def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
@@ -181,9 +179,7 @@ def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
             ax.set_title(s["label"])
         axes[0][0].set_ylabel("kernel weight variance (log scale)\nmean over seeds")
         axes[0][0].legend(frameon=False)
-        fig.suptitle(title, fontweight="bold")
-        fig.tight_layout()
-        return save(fig, path)
+        return save(fig, path, title)
 
 
 def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
@@ -199,34 +195,22 @@ def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
             ax.plot(c["epochs"], c["lr"], "-", color=COLORS[i % 10], marker=markers[i % 10], markersize=5,
                     linewidth=1.8, label=c["label"])
         ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("learning rate at the end of the epoch\n(log scale)")
-        ax.set_title(title, fontweight="bold")
-        return _save_epoch_plot(fig, ax, curves, path)
+        return _save_epoch_plot(fig, ax, curves, path, title, "learning rate at the end of the epoch\n(log scale)")
 
 
-def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: list[str],
-                      labels: list[int] | None = None) -> Path | None:
-    """Counts of (actual, predicted); colour = share of the actual class (row-normalised)."""
-    actual, predicted = np.asarray(actual), np.asarray(predicted)
-    if actual.size == 0:
+def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: list[str]) -> Path | None:
+    """Counts of (actual, predicted) class indices; colour = share of the actual class (row-normalised)."""
+    if not len(actual):
         return None
-    labels = list(range(len(class_names))) if labels is None else labels
-    index = {lab: i for i, lab in enumerate(labels)}
-    k = len(labels)
-    counts = np.zeros((k, k), dtype=int)
-    for a, p in zip(actual, predicted):
-        if a in index and p in index:
-            counts[index[a], index[p]] += 1
+    k = len(class_names)
+    counts = pd.crosstab(actual, predicted).reindex(index=range(k), columns=range(k), fill_value=0).to_numpy()
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     with plt.rc_context({**STYLE, "axes.grid": False}):
         fig, ax = plt.subplots(figsize=(8.6, 7.4))
         im = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-        for i in range(k):
-            for j in range(k):
-                if counts[i, j]:
-                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if shares[i, j] > 0.5 else "black")
+        for i, j in zip(*np.nonzero(counts)):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if shares[i, j] > 0.5 else "black")
         ax.set_xticks(range(k), class_names, rotation=40, ha="right")
         ax.set_yticks(range(k), class_names)
         ax.set_xlabel("predicted class")
