@@ -1,5 +1,6 @@
-"""Report figures (matplotlib, Agg backend; no TensorFlow). Every function takes plain numbers, writes one
-PNG at DPI and returns its path. Output is deterministic: fixed seed-dot offsets, no timestamps."""
+"""Report figures (matplotlib, Agg backend; no TensorFlow). Every function takes plain numbers (the activation
+functions' shapes: computed here with numpy), writes one PNG at DPI and returns its path. Output is
+deterministic: fixed seed-dot offsets, no timestamps."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from scipy.special import erf  # noqa: E402
 
 from ch11.stats import summarize  # noqa: E402
 
@@ -135,14 +137,12 @@ def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None
         for r, (metric, ylabel) in enumerate(rows):
             for c, (stage, stage_title) in enumerate(cols):
                 ax = axes[r][c]
-                drawn = False
                 for i, s in enumerate(series):
-                    vals = np.array([np.nan if v is None else v for v in s[stage][metric]], dtype=float)
+                    vals = np.array(s[stage][metric], dtype=float)  # None -> NaN
                     vals[vals <= 0] = np.nan
                     if np.isfinite(vals).any():
                         ax.plot(s["layers"], vals, "-o", color=COLORS[i % 10], linewidth=2, label=s["label"])
-                        drawn = True
-                if drawn:
+                if ax.lines:
                     ax.set_yscale("log")
                 else:
                     ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
@@ -260,3 +260,41 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
         fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
         return save(fig, path)
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+ACTIVATIONS = {
+    "sigmoid": _sigmoid,
+    "tanh": np.tanh,
+    "ReLU": lambda z: np.maximum(z, 0),
+    "LeakyReLU (α=0.2)": lambda z: np.where(z > 0, z, 0.2 * z),
+    "ELU (α=1)": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
+    "SELU": lambda z: SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0))),
+    "GELU": lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2))),
+    "Swish (SiLU)": lambda z: z * _sigmoid(z),
+}
+
+
+def activation_shapes(path: Path) -> Path:
+    """The activation functions of experiment 4 (and exercise 8), computed with numpy on z in [-4, 4]."""
+    z = np.linspace(-4, 4, 401)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(2, 4, figsize=(13, 6.2), sharex=True, sharey=True)
+        for ax, (i, (name, fn)) in zip(axes.flat, enumerate(ACTIVATIONS.items())):
+            ax.axhline(0, color="grey", linewidth=0.8)
+            ax.axvline(0, color="grey", linewidth=0.8)
+            ax.plot(z, fn(z), color=COLORS[i % 10], linewidth=2.2)
+            ax.set_title(name)
+            ax.set_xlim(-4, 4)
+            ax.set_ylim(-2.2, 4.2)
+        for ax in axes[1]:
+            ax.set_xlabel("input z")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("activation f(z)")
+        return save(fig, path, "Activation functions (computed with numpy)")

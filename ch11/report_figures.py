@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 
 from ch11 import evidence as ev, figures, paths
-from ch11.activation_shapes import activation_shapes
 from ch11.stats import finite
 
 CLASS_NAMES = {
@@ -77,7 +76,7 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
                                        "Learning rate each schedule used (first seed)", lr),
                 "Learning rate per epoch as logged in each run's first seed (log scale).")
         elif fig == "activations":
-            add(activation_shapes(fig_dir / "activation_functions.png"),
+            add(figures.activation_shapes(fig_dir / "activation_functions.png"),
                 "Shapes of the activation functions compared (computed with numpy).")
         elif isinstance(fig, dict) and fig["confusion"] in runs:
             table = pd.read_csv(paths.confusion(dataset, fig["confusion"]))
