@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ch11 import paths, verdicts as v
-from ch11.results import per_seed_metrics
-from ch11.stats import finite, summarize
+from ch11.stats import finite, per_seed_metrics, summarize
 
 # Patience of the early-stopping criterion applied to fixed-budget runs when judging convergence
 FIXED_BUDGET_PATIENCE = 15
