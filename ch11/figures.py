@@ -88,8 +88,7 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
             ax.set_xlabel(panel["xlabel"] + (f"\n(axis starts at {left:.1f}, not 0)" if left > 0 else ""))
             ax.grid(axis="y", visible=False)
         handles = [Patch(facecolor="grey", alpha=0.55, edgecolor="black", label="mean over seeds"),
-                   Line2D([], [], color="black", marker="|", markersize=10, linestyle="-",
-                          label="±1 std over seeds"),
+                   Line2D([], [], color="black", marker="|", markersize=10, linestyle="-", label="±1 std over seeds"),
                    Line2D([], [], color="black", marker="o", markersize=5, linestyle="", label="one seed")]
         if any_claim:
             handles.append(Line2D([], [], color="red", marker="D", markersize=7, linestyle="",
@@ -101,8 +100,7 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
         return save(fig, path)
 
 
-def learning_curves(path: Path, title: str, curves: list[dict], ylabel: str = "validation accuracy (%)"
-                    ) -> Path | None:
+def learning_curves(path: Path, title: str, curves: list[dict]) -> Path | None:
     """curves: [{"label", "epochs", "mean", "std", "n_note"}]: mean over seeds per epoch (1-based), with a
     ±1 std band where at least two seeds reached that epoch."""
     curves = [c for c in curves if len(c["epochs"])]
@@ -120,7 +118,8 @@ def learning_curves(path: Path, title: str, curves: list[dict], ylabel: str = "v
             if np.isfinite(std).any():
                 mean = np.asarray(c["mean"], dtype=float)
                 ax.fill_between(c["epochs"], mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
-        return _save_epoch_plot(fig, ax, curves, path, title, ylabel + "\nline = mean over seeds, band = ±1 std")
+        return _save_epoch_plot(fig, ax, curves, path, title,
+                                "validation accuracy (%)\nline = mean over seeds, band = ±1 std")
 
 
 def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None:
@@ -163,13 +162,11 @@ def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
     if not series:
         return None
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series) + 0.6, 4.6), squeeze=False,
-                                 sharey=True)
+        fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series) + 0.6, 4.6), squeeze=False, sharey=True)
         for ax, s in zip(axes[0], series):
             ax.plot(s["layers"], s["theory_var"], "--", color="black", linewidth=1.5, marker="x",
                     markersize=8, label="theory")
-            ax.plot(s["layers"], s["weight_var"], "o", color=COLORS[0], markersize=8,
-                    label="empirical, at init")
+            ax.plot(s["layers"], s["weight_var"], "o", color=COLORS[0], markersize=8, label="empirical, at init")
             if s.get("weight_var_after") is not None:
                 ax.plot(s["layers"], s["weight_var_after"], "s", color=COLORS[1], markersize=7,
                         markerfacecolor="none", markeredgewidth=1.5, label="empirical, after training")
@@ -216,8 +213,7 @@ def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: li
         ax.set_xlabel("predicted class")
         ax.set_ylabel("actual class")
         accuracy = np.trace(counts) / max(counts.sum(), 1)
-        ax.set_title(f"{title}\n{counts.sum()} test images, accuracy {100 * accuracy:.2f} %",
-                     fontweight="bold")
+        ax.set_title(f"{title}\n{counts.sum()} test images, accuracy {100 * accuracy:.2f} %", fontweight="bold")
         cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         cbar.set_label("share of the actual class (numbers = counts)")
         fig.tight_layout()
@@ -247,8 +243,7 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
             ax.plot(r["diff"], yi, "o", color=color, ms=5)
             if r.get("claim") is not None:
                 ax.plot(r["claim"], yi, "D", color="black", mfc="none", ms=6)
-        ax.set_yticks(y)
-        ax.set_yticklabels([r["label"] for r in rows], fontsize=8)
+        ax.set_yticks(y, [r["label"] for r in rows], fontsize=8)
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_xlabel("Δ vs matched baseline (points; 95 % CI)")
         ax.set_title(title)

@@ -50,8 +50,7 @@ def summarize(values: list[float | None]) -> dict:
 
 def aggregate(per_seed: list[dict]) -> dict:
     """Summary of one run from its per-seed metrics (diverged seeds have no accuracy: counted apart)."""
-    out = {m: summarize([s.get(m) for s in per_seed]) for m in SUMMARY_METRICS
-           if any(m in s for s in per_seed)}
+    out = {m: summarize([s.get(m) for s in per_seed]) for m in SUMMARY_METRICS if any(m in s for s in per_seed)}
     out["diverged_seeds"] = sum(bool(s.get("diverged")) for s in per_seed)
     out["seeds"] = len(per_seed)
     return out
