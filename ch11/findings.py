@@ -45,10 +45,8 @@ def percent(share: float) -> str:
 
 def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
     """What the reader needs beside the numbers: diverged seeds, schedules or clipping that did not act."""
-    notes = []
-    for run in distinct(a, b):
-        if run.diverged():
-            notes.append(f"`{run.name}` diverged in {len(run.diverged())} of {len(run.seeds)} seeds")
+    notes = [f"`{run.name}` diverged in {len(run.diverged())} of {len(run.seeds)} seeds" for run in distinct(a, b)
+             if run.diverged()]
     if a is not b and (same := a.identical_seeds(b)):
         notes.append(f"identical to `{b.name}` in {same} of {len(a.seeds)} seeds (the technique never acted there)")
     if share := a.clip_share():
