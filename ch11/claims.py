@@ -34,7 +34,6 @@ class Comparison(Strict):
     metric: str = "test_accuracy"
     sign: Literal["+", "-"]
     size: float | None = None
-    delta: float | None = None
     note: str | None = None
     requires_lr_change: str | None = None
 

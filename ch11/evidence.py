@@ -3,15 +3,13 @@ format them. numpy/pandas only, no files written."""
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ch11 import paths, verdicts as v
-from ch11.results import per_seed_metrics
-from ch11.stats import finite, summarize
+from ch11.stats import finite, per_seed_metrics, summarize
 
 # Patience of the early-stopping criterion applied to fixed-budget runs when judging convergence
 FIXED_BUDGET_PATIENCE = 15
@@ -32,15 +30,8 @@ def metric_name(metric: str) -> str:
     return METRIC_NAMES.get(metric, metric.replace("_", " "))
 
 
-def unit_of(metric: str) -> str:
-    """Display unit of a metric's values; differences of percentages are in points."""
-    if metric in PERCENT_METRICS:
-        return "percent"
-    return {"overfit_gap": "points", "logged_gap": "points", "train_time_s": "minutes"}.get(metric, "epochs")
-
-
-def fmt(x: float | None, unit: str, sign: bool = False) -> str:
-    return "—" if x is None else f"{x:{'+' if sign else ''}.{DECIMALS[unit]}f}{SUFFIX[unit]}"
+def fmt(x: float | None, unit: str) -> str:
+    return "—" if x is None else f"{x:.{DECIMALS[unit]}f}{SUFFIX[unit]}"
 
 
 @dataclass
@@ -118,12 +109,8 @@ class RunData:
 def load_run(params, dataset: str, name: str) -> RunData:
     seeds = params.seeds_of(name)
     evals = per_seed_metrics(params, dataset, name)
-    histories, infos = {}, {}
-    for seed in seeds:
-        if paths.history(dataset, name, seed).exists():
-            histories[seed] = pd.read_csv(paths.history(dataset, name, seed))
-        if paths.train_info(dataset, name, seed).exists():
-            infos[seed] = json.loads(paths.train_info(dataset, name, seed).read_text())
+    histories = {s: pd.read_csv(path) for s in seeds if (path := paths.history(dataset, name, s)).exists()}
+    infos = {s: json.loads(path.read_text()) for s in seeds if (path := paths.train_info(dataset, name, s)).exists()}
     timing_path = paths.timing(dataset, name)
     timing = {int(k): t for k, t in json.loads(timing_path.read_text()).items()} if timing_path.exists() else {}
     config = params.run(name)
@@ -140,23 +127,16 @@ def per_epoch(run: RunData, column: str, scale: float = 100.0) -> dict | None:
     series = [h[column].to_numpy(dtype=float) * scale for h in run.histories.values() if column in h]
     if not series:
         return None
-    longest = max(len(s) for s in series)
-    mean, std, counts = [], [], []
-    for i in range(longest):
-        stat = summarize([s[i] for s in series if len(s) > i])
-        counts.append(stat["n"])
-        mean.append(math.nan if stat["mean"] is None else stat["mean"])
-        std.append(math.nan if stat["std"] is None else stat["std"])
-    return {"epochs": np.arange(1, longest + 1), "mean": np.asarray(mean), "std": np.asarray(std),
-            "counts": counts, "n_note": n_note(counts)}
+    stats = [summarize(epoch) for epoch in pd.DataFrame(series).to_numpy(dtype=float).T]  # NaN past a history's end
+    counts = [s["n"] for s in stats]
+    return {"epochs": np.arange(1, len(stats) + 1), "mean": np.array([s["mean"] for s in stats], dtype=float),
+            "std": np.array([s["std"] for s in stats], dtype=float), "counts": counts, "n_note": n_note(counts)}
 
 
 def n_note(counts: list[int]) -> str:
     """'n=5', or how the number of seeds behind the mean changes: 'n=5 at epoch 1, 1 from epoch 3'."""
-    if len(set(counts)) == 1:
+    changes = [f"{counts[i]} from epoch {i + 1}" for i in range(1, len(counts)) if counts[i] != counts[i - 1]]
+    if not changes:
         return f"n={counts[0]}"
-    parts = [f"n={counts[0]} at epoch 1"]
-    for i in range(1, len(counts)):
-        if counts[i] != counts[i - 1]:
-            parts.append(f"{counts[i]} from epoch {i + 1}")
+    parts = [f"n={counts[0]} at epoch 1", *changes]
     return ", ".join(parts[:4]) + (", …" if len(parts) > 4 else "")

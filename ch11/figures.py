@@ -1,5 +1,6 @@
-"""Report figures (matplotlib, Agg backend; no TensorFlow). Every function takes plain numbers, writes one
-PNG at DPI and returns its path. Output is deterministic: fixed seed-dot offsets, no timestamps."""
+"""Report figures (matplotlib, Agg backend; no TensorFlow). Every function takes plain numbers (the activation
+functions' shapes: computed here with numpy), writes one PNG at DPI and returns its path. Output is
+deterministic: fixed seed-dot offsets, no timestamps."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from scipy.special import erf  # noqa: E402
 
 from ch11.stats import summarize  # noqa: E402
 
@@ -21,8 +24,11 @@ STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fo
 SEED_NOTE = "bar = mean over seeds, error bar = ±1 std (sample, ddof=1), dots = individual seeds"
 
 
-def _save_epoch_plot(fig, ax, curves: list[dict], path: Path) -> Path:
+def _save_epoch_plot(fig, ax, curves: list[dict], path: Path, title: str, ylabel: str) -> Path:
     """Integer epoch ticks on short runs, the legend below the axes (long seed notes keep the plot wide)."""
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontweight="bold")
     longest = max(len(c["epochs"]) for c in curves)
     if longest <= 15:
         ax.set_xticks(np.arange(1, longest + 1))
@@ -31,7 +37,11 @@ def _save_epoch_plot(fig, ax, curves: list[dict], path: Path) -> Path:
     return save(fig, path)
 
 
-def save(fig, path: Path) -> Path:
+def save(fig, path: Path, title: str | None = None) -> Path:
+    """Write the figure as a PNG; with ``title``, first as the figure's bold title and lay it out."""
+    if title:
+        fig.suptitle(title, fontweight="bold")
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
@@ -73,18 +83,12 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
             ax.set_yticks(y, [b["label"] for b in bars])
             lo, hi = min(everything), max(everything)
             pad = max(0.5, 0.12 * (hi - lo))
-            xlabel = panel["xlabel"]
             left = lo - 3 * pad
-            if left > 0:
-                ax.set_xlim(left, hi + pad)
-                xlabel += f"\n(axis starts at {left:.1f}, not 0)"
-            else:
-                ax.set_xlim(0, hi + pad)
-            ax.set_xlabel(xlabel)
+            ax.set_xlim(max(left, 0), hi + pad)
+            ax.set_xlabel(panel["xlabel"] + (f"\n(axis starts at {left:.1f}, not 0)" if left > 0 else ""))
             ax.grid(axis="y", visible=False)
         handles = [Patch(facecolor="grey", alpha=0.55, edgecolor="black", label="mean over seeds"),
-                   Line2D([], [], color="black", marker="|", markersize=10, linestyle="-",
-                          label="±1 std over seeds"),
+                   Line2D([], [], color="black", marker="|", markersize=10, linestyle="-", label="±1 std over seeds"),
                    Line2D([], [], color="black", marker="o", markersize=5, linestyle="", label="one seed")]
         if any_claim:
             handles.append(Line2D([], [], color="red", marker="D", markersize=7, linestyle="",
@@ -96,8 +100,7 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
         return save(fig, path)
 
 
-def learning_curves(path: Path, title: str, curves: list[dict], ylabel: str = "validation accuracy (%)"
-                    ) -> Path | None:
+def learning_curves(path: Path, title: str, curves: list[dict]) -> Path | None:
     """curves: [{"label", "epochs", "mean", "std", "n_note"}]: mean over seeds per epoch (1-based), with a
     ±1 std band where at least two seeds reached that epoch."""
     curves = [c for c in curves if len(c["epochs"])]
@@ -115,10 +118,8 @@ def learning_curves(path: Path, title: str, curves: list[dict], ylabel: str = "v
             if np.isfinite(std).any():
                 mean = np.asarray(c["mean"], dtype=float)
                 ax.fill_between(c["epochs"], mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel + "\nline = mean over seeds, band = ±1 std")
-        ax.set_title(title, fontweight="bold")
-        return _save_epoch_plot(fig, ax, curves, path)
+        return _save_epoch_plot(fig, ax, curves, path, title,
+                                "validation accuracy (%)\nline = mean over seeds, band = ±1 std")
 
 
 def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None:
@@ -135,14 +136,12 @@ def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None
         for r, (metric, ylabel) in enumerate(rows):
             for c, (stage, stage_title) in enumerate(cols):
                 ax = axes[r][c]
-                drawn = False
                 for i, s in enumerate(series):
-                    vals = np.array([np.nan if v is None else v for v in s[stage][metric]], dtype=float)
+                    vals = np.array(s[stage][metric], dtype=float)  # None -> NaN
                     vals[vals <= 0] = np.nan
                     if np.isfinite(vals).any():
                         ax.plot(s["layers"], vals, "-o", color=COLORS[i % 10], linewidth=2, label=s["label"])
-                        drawn = True
-                if drawn:
+                if ax.lines:
                     ax.set_yscale("log")
                 else:
                     ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
@@ -153,9 +152,7 @@ def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None
                     ax.set_xticks(series[0]["layers"], series[0]["tick_labels"])
                     ax.set_xlabel("Dense layer (fan_in → fan_out)")
         axes[0][0].legend(frameon=False)
-        fig.suptitle(title, fontweight="bold")
-        fig.tight_layout()
-        return save(fig, path)
+        return save(fig, path, title)
 
 
 def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
@@ -165,13 +162,11 @@ def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
     if not series:
         return None
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series) + 0.6, 4.6), squeeze=False,
-                                 sharey=True)
+        fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series) + 0.6, 4.6), squeeze=False, sharey=True)
         for ax, s in zip(axes[0], series):
             ax.plot(s["layers"], s["theory_var"], "--", color="black", linewidth=1.5, marker="x",
                     markersize=8, label="theory")
-            ax.plot(s["layers"], s["weight_var"], "o", color=COLORS[0], markersize=8,
-                    label="empirical, at init")
+            ax.plot(s["layers"], s["weight_var"], "o", color=COLORS[0], markersize=8, label="empirical, at init")
             if s.get("weight_var_after") is not None:
                 ax.plot(s["layers"], s["weight_var_after"], "s", color=COLORS[1], markersize=7,
                         markerfacecolor="none", markeredgewidth=1.5, label="empirical, after training")
@@ -181,9 +176,7 @@ def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
             ax.set_title(s["label"])
         axes[0][0].set_ylabel("kernel weight variance (log scale)\nmean over seeds")
         axes[0][0].legend(frameon=False)
-        fig.suptitle(title, fontweight="bold")
-        fig.tight_layout()
-        return save(fig, path)
+        return save(fig, path, title)
 
 
 def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
@@ -199,41 +192,28 @@ def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
             ax.plot(c["epochs"], c["lr"], "-", color=COLORS[i % 10], marker=markers[i % 10], markersize=5,
                     linewidth=1.8, label=c["label"])
         ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("learning rate at the end of the epoch\n(log scale)")
-        ax.set_title(title, fontweight="bold")
-        return _save_epoch_plot(fig, ax, curves, path)
+        return _save_epoch_plot(fig, ax, curves, path, title, "learning rate at the end of the epoch\n(log scale)")
 
 
-def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: list[str],
-                      labels: list[int] | None = None) -> Path | None:
-    """Counts of (actual, predicted); colour = share of the actual class (row-normalised)."""
-    actual, predicted = np.asarray(actual), np.asarray(predicted)
-    if actual.size == 0:
+def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: list[str]) -> Path | None:
+    """Counts of (actual, predicted) class indices; colour = share of the actual class (row-normalised)."""
+    if not len(actual):
         return None
-    labels = list(range(len(class_names))) if labels is None else labels
-    index = {lab: i for i, lab in enumerate(labels)}
-    k = len(labels)
-    counts = np.zeros((k, k), dtype=int)
-    for a, p in zip(actual, predicted):
-        if a in index and p in index:
-            counts[index[a], index[p]] += 1
+    k = len(class_names)
+    counts = pd.crosstab(actual, predicted).reindex(index=range(k), columns=range(k), fill_value=0).to_numpy()
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     with plt.rc_context({**STYLE, "axes.grid": False}):
         fig, ax = plt.subplots(figsize=(8.6, 7.4))
         im = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-        for i in range(k):
-            for j in range(k):
-                if counts[i, j]:
-                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if shares[i, j] > 0.5 else "black")
+        for i, j in zip(*np.nonzero(counts)):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if shares[i, j] > 0.5 else "black")
         ax.set_xticks(range(k), class_names, rotation=40, ha="right")
         ax.set_yticks(range(k), class_names)
         ax.set_xlabel("predicted class")
         ax.set_ylabel("actual class")
         accuracy = np.trace(counts) / max(counts.sum(), 1)
-        ax.set_title(f"{title}\n{counts.sum()} test images, accuracy {100 * accuracy:.2f} %",
-                     fontweight="bold")
+        ax.set_title(f"{title}\n{counts.sum()} test images, accuracy {100 * accuracy:.2f} %", fontweight="bold")
         cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         cbar.set_label("share of the actual class (numbers = counts)")
         fig.tight_layout()
@@ -263,8 +243,7 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
             ax.plot(r["diff"], yi, "o", color=color, ms=5)
             if r.get("claim") is not None:
                 ax.plot(r["claim"], yi, "D", color="black", mfc="none", ms=6)
-        ax.set_yticks(y)
-        ax.set_yticklabels([r["label"] for r in rows], fontsize=8)
+        ax.set_yticks(y, [r["label"] for r in rows], fontsize=8)
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_xlabel("Δ vs matched baseline (points; 95 % CI)")
         ax.set_title(title)
@@ -276,3 +255,41 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
         fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
         return save(fig, path)
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+ACTIVATIONS = {
+    "sigmoid": _sigmoid,
+    "tanh": np.tanh,
+    "ReLU": lambda z: np.maximum(z, 0),
+    "LeakyReLU (α=0.2)": lambda z: np.where(z > 0, z, 0.2 * z),
+    "ELU (α=1)": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
+    "SELU": lambda z: SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0))),
+    "GELU": lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2))),
+    "Swish (SiLU)": lambda z: z * _sigmoid(z),
+}
+
+
+def activation_shapes(path: Path) -> Path:
+    """The activation functions of experiment 4 (and exercise 8), computed with numpy on z in [-4, 4]."""
+    z = np.linspace(-4, 4, 401)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(2, 4, figsize=(13, 6.2), sharex=True, sharey=True)
+        for ax, (i, (name, fn)) in zip(axes.flat, enumerate(ACTIVATIONS.items())):
+            ax.axhline(0, color="grey", linewidth=0.8)
+            ax.axvline(0, color="grey", linewidth=0.8)
+            ax.plot(z, fn(z), color=COLORS[i % 10], linewidth=2.2)
+            ax.set_title(name)
+            ax.set_xlim(-4, 4)
+            ax.set_ylim(-2.2, 4.2)
+        for ax in axes[1]:
+            ax.set_xlabel("input z")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("activation f(z)")
+        return save(fig, path, "Activation functions (computed with numpy)")

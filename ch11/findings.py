@@ -24,12 +24,17 @@ def distinct(a: ev.RunData, b: ev.RunData) -> list[ev.RunData]:
     return [a] if a is b else [a, b]
 
 
-def converged_share(metric: str, *runs: ev.RunData) -> tuple[bool | None, str]:
-    """Whether every run met the early-stopping criterion in most of its seeds, and the counts; None for a
-    metric read at the end of the first epoch, which the budget cannot change."""
-    counts = [r.converged() for r in runs]
-    enough = None if metric == "epoch1_val_accuracy" else all(k * 2 > n for k, n in counts)
-    return enough, ", ".join(f"{k}/{n}" for k, n in counts)
+def pair(runs: dict[str, ev.RunData], a: str, b: str, metric: str, host: dict, a_metric: str | None = None) -> dict:
+    """mean(a) - mean(b) of ``metric`` (``a_metric`` read on a) and what qualifies it: the rule, whether every
+    run met the early-stopping criterion in most of its seeds (None for a metric read at the end of the first
+    epoch, which the budget cannot change) and the counts, whether a run moved on a second host."""
+    scale = scale_of(metric)
+    d = v.compare(runs[a].values(a_metric or metric, scale), runs[b].values(metric, scale))
+    counts = [r.converged() for r in distinct(runs[a], runs[b])]
+    return {"a": a, "b": b, "metric": metric, **difference(d), "rule": runs[a].rule,
+            "converged": None if metric == "epoch1_val_accuracy" else all(k * 2 > n for k, n in counts),
+            "converged_seeds": ", ".join(f"{k}/{n}" for k, n in counts),
+            "host_moved": any(n in host.get("moved", []) for n in (a, b)), "_d": d}
 
 
 def percent(share: float) -> str:
@@ -40,10 +45,8 @@ def percent(share: float) -> str:
 
 def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
     """What the reader needs beside the numbers: diverged seeds, schedules or clipping that did not act."""
-    notes = []
-    for run in distinct(a, b):
-        if run.diverged():
-            notes.append(f"`{run.name}` diverged in {len(run.diverged())} of {len(run.seeds)} seeds")
+    notes = [f"`{run.name}` diverged in {len(run.diverged())} of {len(run.seeds)} seeds" for run in distinct(a, b)
+             if run.diverged()]
     if a is not b and (same := a.identical_seeds(b)):
         notes.append(f"identical to `{b.name}` in {same} of {len(a.seeds)} seeds (the technique never acted there)")
     if share := a.clip_share():
@@ -56,13 +59,8 @@ def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
 
 def effect_row(item: Effect, runs: dict[str, ev.RunData], host: dict) -> dict:
     a, b = runs[item.a], runs[item.b]
-    scale = scale_of(item.metric)
-    d = v.compare(a.values(item.a_metric or item.metric, scale), b.values(item.metric, scale))
-    converged, counts = converged_share(item.metric, *distinct(a, b))
-    row = {"exp": item.exp, "label": item.label, "a": item.a, "b": item.b, "metric": item.metric,
-           "a_metric": item.a_metric, **difference(d), "claim": item.claim, "rule": a.rule,
-           "converged": converged, "converged_seeds": counts, "notes": notes_for(a, b),
-           "host_moved": any(n in host.get("moved", []) for n in (item.a, item.b)), "_d": d}
+    row = {"exp": item.exp, "label": item.label, "a_metric": item.a_metric, "claim": item.claim,
+           "notes": notes_for(a, b), **pair(runs, item.a, item.b, item.metric, host, item.a_metric)}
     if a.rule != b.rule:
         row["notes"].append(f"rules differ: `{b.name}` {b.rule}")
     if len(a.diverged()) * 2 >= len(a.seeds) > 0 and not b.diverged():
@@ -94,14 +92,10 @@ def not_lr_tested(run: str | None, runs: dict[str, ev.RunData]) -> str:
 
 
 def comparison_row(item: Comparison, runs: dict[str, ev.RunData], labels: dict[str, str], host: dict) -> dict:
-    a, b = runs[item.a], runs[item.b]
-    d = v.compare(a.values(item.metric, scale_of(item.metric)), b.values(item.metric, scale_of(item.metric)))
-    converged, counts = converged_share(item.metric, *distinct(a, b))
-    row = {"a": item.a, "b": item.b, "claim": f"{labels[item.a]} − {labels[item.b]}", "metric": item.metric,
-           "sign": item.sign, "size": item.size, "note": item.note, **difference(d), "rule": a.rule,
-           "converged": converged, "converged_seeds": counts, "verdict": v.NOT_TESTED,
-           "why": not_lr_tested(item.requires_lr_change, runs) or ("" if d else "fewer than 2 seeds with a value"),
-           "host_moved": any(n in host.get("moved", []) for n in (item.a, item.b)), "_d": d}
+    row = {"claim": f"{labels[item.a]} − {labels[item.b]}", "sign": item.sign, "size": item.size, "note": item.note,
+           "verdict": v.NOT_TESTED, **pair(runs, item.a, item.b, item.metric, host)}
+    row["why"] = (not_lr_tested(item.requires_lr_change, runs)
+                  or ("" if row["_d"] else "fewer than 2 seeds with a value"))
     if row["why"]:
         row["p"] = None
     return row
@@ -111,20 +105,16 @@ def check_row(item: Check, runs: dict[str, ev.RunData]) -> dict:
     run = runs[item.run]
     passed, detail = [], ""
     if item.kind == "variance_ratio":
-        ratios = []
-        for rows in ev.layer_rows(run).values():
-            r = [x["weight_var"] / x["theory_var"] for x in rows if x.get("weight_var") is not None]
-            ratios += r
-            passed.append(all(abs(x - 1) <= item.tolerance for x in r))
-        if ratios:
+        per_seed = [[x["weight_var"] / x["theory_var"] for x in rows if x.get("weight_var") is not None]
+                    for rows in ev.layer_rows(run).values()]
+        passed = [all(abs(x - 1) <= item.tolerance for x in r) for r in per_seed]
+        if ratios := sum(per_seed, []):
             detail = f"variance / theory {min(ratios):.3f}–{max(ratios):.3f} over every layer"
     elif item.kind == "activation_stability":
-        ratios = []
-        for rows in ev.layer_rows(run).values():
-            hidden = [x.get("activation_std") for x in rows[:-1]]  # the last row is the output layer
-            if len(hidden) >= 2 and hidden[0] and hidden[-1] is not None:
-                ratios.append(hidden[-1] / hidden[0])
-                passed.append(item.bounds[0] <= ratios[-1] <= item.bounds[1])
+        # rows[:-1]: the hidden layers (the last row is the output layer)
+        hidden = [[x.get("activation_std") for x in rows[:-1]] for rows in ev.layer_rows(run).values()]
+        ratios = [h[-1] / h[0] for h in hidden if len(h) >= 2 and h[0] and h[-1] is not None]
+        passed = [item.bounds[0] <= r <= item.bounds[1] for r in ratios]
         if ratios:
             detail = f"std(last hidden) / std(first hidden) {min(ratios):.2f}–{max(ratios):.2f}"
     elif item.kind == "no_learning":
@@ -163,10 +153,8 @@ def findings(claims: Claims, dataset: str, runs: dict[str, ev.RunData], host: di
     """Everything the report states, as numbers and verdicts (module docstring)."""
     experiments = claims.of(dataset)
     present = lambda *names: all(n in runs for n in names)  # noqa: E731
-    effects = []
-    for item in claims.effects:
-        if item.exp in experiments and present(item.a, item.b):
-            effects.append(effect_row(item, runs, host))
+    effects = [effect_row(item, runs, host) for item in claims.effects
+               if item.exp in experiments and present(item.a, item.b)]
     for row, d in holm_family(effects, claims.delta):
         row.setdefault("reading", v.effect_reading(d, row["p_holm"], row["tost_holm"]))
     comparisons, values, checks = [], [], []

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 
 from ch11 import evidence as ev, figures, paths
-from ch11.activation_shapes import activation_shapes
 from ch11.stats import finite
 
 CLASS_NAMES = {
@@ -26,6 +25,9 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
         if path is not None:
             out.extend([f"![{caption}](figures/{Path(path).name})", "", f"*{caption}*", ""])
 
+    def png(name: str) -> Path:
+        return fig_dir / f"exp{number:02d}_{name}.png"
+
     metrics = list(dict.fromkeys(["test_accuracy", *(c.metric for c in exp.comparisons
                                                      if c.metric in ev.PERCENT_METRICS)]))
     panels = []
@@ -40,20 +42,19 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
             if metric == "test_accuracy" and mc:
                 bars.append({"label": f"{label} — MC dropout", "values": mc, "claimed": None})
         panels.append({"xlabel": f"{ev.metric_name(metric)} (%)", "bars": bars})
-    add(figures.variant_bars(fig_dir / f"exp{number:02d}_accuracy.png", f"{title} — by variant", panels),
+    add(figures.variant_bars(png("accuracy"), f"{title} — by variant", panels),
         "Per variant: bar = mean over the seeds that did not diverge, error bar = ±1 std, dots = seeds, "
         "red diamond = the write-up's reported value.")
     curves = [{"label": label, **c} for run, label in shown if (c := ev.per_epoch(run, "val_accuracy"))]
     write_curves(fig_dir.parent / "curves" / f"exp{number:02d}.csv", curves)
-    add(figures.learning_curves(fig_dir / f"exp{number:02d}_learning_curves.png",
-                                f"{title} — validation accuracy per epoch", curves),
+    add(figures.learning_curves(png("learning_curves"), f"{title} — validation accuracy per epoch", curves),
         "Validation accuracy per epoch: mean over the seeds with a finite value at that epoch (the legend "
         "gives n, and where it changes), band = ±1 std.")
     for fig in exp.figures:
         if fig == "layers":
             series = [s for s in layer_series(shown) if s["after"]]
-            add(figures.layer_diagnostics(fig_dir / f"exp{number:02d}_layer_diagnostics.png",
-                                          "Per-layer kernel gradient norm and activation std", series),
+            add(figures.layer_diagnostics(png("layer_diagnostics"), "Per-layer kernel gradient norm and activation std",
+                                          series),
                 "Per-layer kernel gradient norm and output std on a fixed batch of 1,024 training images, at "
                 "initialisation and after training (mean over seeds with a finite value, log scale). Inference "
                 "mode: at initialisation BatchNorm's moving statistics are still mean 0 / variance 1, so BN does "
@@ -62,29 +63,23 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
             series = [{**s, "weight_var": s["init"]["weight_var"], "theory_var": s["init"]["theory_var"],
                        "weight_var_after": s["after"]["weight_var"] if s["after"] else None}
                       for s in layer_series(shown)]
-            add(figures.init_variance(fig_dir / f"exp{number:02d}_init_variance.png",
+            add(figures.init_variance(png("init_variance"),
                                       "Initialisation: kernel variance vs each layer's own theory", series),
                 "Kernel variance per layer against the theory of that layer's own initializer (hidden layers: "
                 "the run's; output layer: Keras' Glorot-uniform default), mean over seeds, log scale.")
         elif fig == "learning_rates":
-            lr = []
-            for run, label in shown:
-                if run.histories:
-                    seed, hist = next(iter(run.histories.items()))
-                    lr.append({"label": label, "epochs": np.arange(1, len(hist) + 1),
-                               "lr": hist["learning_rate"].to_numpy(dtype=float)})
-            add(figures.learning_rates(fig_dir / f"exp{number:02d}_learning_rates.png",
-                                       "Learning rate each schedule used (first seed)", lr),
+            first = [(label, next(iter(run.histories.values()))) for run, label in shown if run.histories]
+            lr = [{"label": label, "epochs": np.arange(1, len(h) + 1), "lr": h["learning_rate"].to_numpy(dtype=float)}
+                  for label, h in first]
+            add(figures.learning_rates(png("learning_rates"), "Learning rate each schedule used (first seed)", lr),
                 "Learning rate per epoch as logged in each run's first seed (log scale).")
         elif fig == "activations":
-            add(activation_shapes(fig_dir / "activation_functions.png"),
+            add(figures.activation_shapes(fig_dir / "activation_functions.png"),
                 "Shapes of the activation functions compared (computed with numpy).")
         elif isinstance(fig, dict) and fig["confusion"] in runs:
             table = pd.read_csv(paths.confusion(dataset, fig["confusion"]))
-            add(figures.confusion_heatmap(fig_dir / f"exp{number:02d}_confusion.png",
-                                          f"Confusion matrix: {exp.runs[fig['confusion']]} (first seed)",
-                                          table["actual"].to_numpy(), table["predicted"].to_numpy(),
-                                          CLASS_NAMES[dataset]),
+            add(figures.confusion_heatmap(png("confusion"), f"Confusion matrix: {exp.runs[fig['confusion']]} "
+                                          "(first seed)", table["actual"], table["predicted"], CLASS_NAMES[dataset]),
                 "Confusion matrix on the test set, first seed that did not diverge (colour = share of the "
                 "actual class).")
     return out
@@ -102,13 +97,10 @@ def write_curves(path: Path, curves: list[dict]) -> None:
 
 def layer_series(shown: list[tuple[ev.RunData, str]]) -> list[dict]:
     """Per run with probe data: its label, layers, tick labels and per-layer means at init and after."""
-    series = []
-    for run, label in shown:
-        init, after = layer_means(run, "layers_at_init"), layer_means(run, "layers_after_training")
-        if init:
-            series.append({"label": label, "layers": init["layers"], "tick_labels": init["tick_labels"],
-                           "init": init, "after": after})
-    return series
+    means = [(label, layer_means(run, "layers_at_init"), layer_means(run, "layers_after_training"))
+             for run, label in shown]
+    return [{"label": label, "layers": init["layers"], "tick_labels": init["tick_labels"], "init": init,
+             "after": after} for label, init, after in means if init]
 
 
 def layer_means(run: ev.RunData, stage: str) -> dict | None:

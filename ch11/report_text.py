@@ -3,6 +3,8 @@ answer first (effects table, forest plot), then the write-up's claims, how to re
 single numbers, one section per experiment and the summary of all runs. Writes nothing."""
 from __future__ import annotations
 
+from collections import Counter
+
 from ch11 import evidence as ev, verdicts as v
 from ch11.findings import percent
 from ch11.stats import summarize
@@ -11,16 +13,25 @@ DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 HOST_MARK = "†"
 
 
-def cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def table(header: str, rows) -> list[str]:
+    """A markdown table: ``header`` names the columns, separated by "|"; every cell is escaped."""
+    def line(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+    columns = header.split("|")
+    return [line(columns), "|" + "---|" * len(columns), *map(line, rows)]
+
+
+def tally(rows: list[dict], key: str, order) -> str:
+    """'3 helps, 1 hurts': how many rows have each value of ``key``, in ``order``."""
+    counts = Counter(r[key] for r in rows)
+    return ", ".join(f"{counts[x]} {x}" for x in order if counts[x])
 
 
 def interval(row: dict, decimals: int = 2) -> str:
     if row["diff"] is None:
         return "—"
-    mark = f" {HOST_MARK}" if row.get("host_moved") else ""
     return (f"{row['diff']:+.{decimals}f} [{row['ci_low']:+.{decimals}f}, {row['ci_high']:+.{decimals}f}]"
-            f"{mark}")
+            + (f" {HOST_MARK}" if row.get("host_moved") else ""))
 
 
 def p_cell(p: float | None) -> str:
@@ -44,24 +55,17 @@ def by_reading(effects: list[dict]) -> list[dict]:
 def answer(found: dict, forest: str | None) -> list[str]:
     """The effects table, sorted into readings, and the forest plot right under it."""
     effects = found["effects"]
-    rows = by_reading(effects)
-    counts = ", ".join(f"{sum(r['reading'] == x for r in effects)} {x}" for x in READING_ORDER
-                       if any(r["reading"] == x for r in effects))
     lines = ["## What each technique does here", "",
              f"Each technique against its matched baseline — same seeds, same budget and checkpoint rule: Δ = "
              f"technique − baseline in points of test accuracy (unless the row names another metric), 95 % CI. "
              f"**no effect**: within ±{found['delta']:g} pts (equivalence test, TOST); **helps / hurts**: otherwise "
              f"different from 0; **unresolved**: neither. Both tests are Holm-adjusted over this table (p (Holm) is "
              f"the test against 0), so a CI that just excludes 0 can still read unresolved. {len(effects)} rows: "
-             f"{counts}.", "",
-             "| reading | technique | exp. | Δ [95 % CI] | p (Holm) | n | rule | converged | the write-up | notes |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        claim = "—" if r["claim"] is None else f"{r['claim']:+.2f}"
-        converged = converged_cell(r["converged"]) + f" ({r['converged_seeds']})"
-        lines.append("| " + " | ".join(cell(c) for c in (
-            f"**{r['reading']}**", r["label"] + metric_suffix(r), r["exp"], interval(r), p_cell(r["p_holm"]),
-            r["n"] or "—", r["rule"], converged, claim, "; ".join(r["notes"]))) + " |")
+             f"{tally(effects, 'reading', READING_ORDER)}.", ""]
+    rows = ((f"**{r['reading']}**", r["label"] + metric_suffix(r), r["exp"], interval(r), p_cell(r["p_holm"]),
+             r["n"] or "—", r["rule"], converged_cell(r["converged"]) + f" ({r['converged_seeds']})",
+             "—" if r["claim"] is None else f"{r['claim']:+.2f}", "; ".join(r["notes"])) for r in by_reading(effects))
+    lines += table("reading|technique|exp.|Δ [95 % CI]|p (Holm)|n|rule|converged|the write-up|notes", rows)
     lines += ["", f"{HOST_MARK}: a run of this row gave other numbers on a second host (measured; see How to read). "
               "converged: seeds meeting the early-stopping criterion (lowest validation loss at least its patience "
               "— 15 for fixed budgets — before the last epoch), per run; **no** when a run's majority did not.", ""]
@@ -76,29 +80,26 @@ def converged_cell(converged: bool | None) -> str:
     return "n/a (epoch 1)" if converged is None else "yes" if converged else "**no**"
 
 
+def claimed_cell(row: dict) -> str:
+    """The write-up's claimed difference: its size, else its sign."""
+    if row["size"] is None:
+        return "A > B" if row["sign"] == "+" else "A < B"
+    return f"{row['size']:+.2f} {'pts' if row['metric'] != 'epochs' else 'epochs'}"
+
+
 def claims_section(found: dict) -> list[str]:
     """Every claimed difference and qualitative check of the write-up, judged."""
     comparisons = found["comparisons"]
-    tally = ", ".join(f"{sum(r['verdict'] == x for r in comparisons)} {x}" for x in v.CLAIM_VERDICTS + (v.NOT_TESTED,)
-                      if any(r["verdict"] == x for r in comparisons))
-    lines = ["## The write-up's claims", "",
-             f"Its claimed differences (run A − run B), judged on ours: {tally}.", "",
-             "| exp. | claim | the write-up | ours: Δ [95 % CI] | n | p (Holm) | rule | converged | verdict | note |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in comparisons:
-        unit = "pts" if r["metric"] != "epochs" else "epochs"
-        claimed = (f"{r['size']:+.2f} {unit}" if r["size"] is not None
-                   else ("A > B" if r["sign"] == "+" else "A < B"))
-        note = "; ".join(x for x in (r["note"], r["why"]) if x)
-        lines.append("| " + " | ".join(cell(c) for c in (
-            r["exp"], r["claim"] + metric_suffix(r), claimed, interval(r), r["n"] or "—", p_cell(r["p_holm"]),
-            r["rule"], converged_cell(r["converged"]), f"**{r['verdict']}**", note)) + " |")
+    lines = ["## The write-up's claims", "", "Its claimed differences (run A − run B), judged on ours: "
+             f"{tally(comparisons, 'verdict', v.CLAIM_VERDICTS + (v.NOT_TESTED,))}.", ""]
+    rows = ((r["exp"], r["claim"] + metric_suffix(r), claimed_cell(r), interval(r), r["n"] or "—",
+             p_cell(r["p_holm"]), r["rule"], converged_cell(r["converged"]), f"**{r['verdict']}**",
+             "; ".join(x for x in (r["note"], r["why"]) if x)) for r in comparisons)
+    lines += table("exp.|claim|the write-up|ours: Δ [95 % CI]|n|p (Holm)|rule|converged|verdict|note", rows)
     if found["checks"]:
-        lines += ["", "Qualitative claims, tested seed by seed:", "", "| exp. | claim | ours | verdict |",
-                  "|---|---|---|---|"]
-        for r in found["checks"]:
-            verdict = f"**{r['verdict']}**" if r["claimed"] else f"{r['verdict']} (not claimed)"
-            lines.append(f"| {r['exp']} | {cell(r['claim'])} | {cell(r['ours'])} | {verdict} |")
+        checks = ((r["exp"], r["claim"], r["ours"], f"**{r['verdict']}**" if r["claimed"] else
+                   f"{r['verdict']} (not claimed)") for r in found["checks"])
+        lines += ["", "Qualitative claims, tested seed by seed:", ""] + table("exp.|claim|ours|verdict", checks)
     return lines + [""]
 
 
@@ -137,16 +138,12 @@ def values_section(found: dict, runs: dict[str, ev.RunData], baselines: dict[str
     lines = ["## The write-up's single numbers", "",
              "Absolute numbers the write-up reports for one run, beside ours. *in range*: inside our 95 % "
              "prediction interval for one more run. Not counted above: the write-up reports different numbers for "
-             "one and the same network in different experiments, so only its differences are comparable.", "",
-             "| exp. | run — metric | the write-up | ours | one more run | verdict | note |", "|---|---|---|---|---|---|---|"]
-    for r in found["values"]:
-        unit = r["unit"]
-        claimed = ev.fmt(r["claimed"], unit) + (f" ± {r['tolerance']:g}" if r["tolerance"] else "")
-        span = "—" if not r["interval"] else \
-            f"[{r['interval'][0]:.{ev.DECIMALS[unit]}f}, {r['interval'][1]:.{ev.DECIMALS[unit]}f}]"
-        lines.append("| " + " | ".join(cell(c) for c in (
-            r["exp"], f"{r['label']} — {ev.metric_name(r['metric'])}", claimed, r["ours"], span, r["verdict"],
-            r["why"] or (r["note"] or ""))) + " |")
+             "one and the same network in different experiments, so only its differences are comparable.", ""]
+    lines += table("exp.|run — metric|the write-up|ours|one more run|verdict|note", (
+        (r["exp"], f"{r['label']} — {ev.metric_name(r['metric'])}",
+         ev.fmt(r["claimed"], r["unit"]) + (f" ± {r['tolerance']:g}" if r["tolerance"] else ""), r["ours"],
+         "—" if not r["interval"] else "[{:.{d}f}, {:.{d}f}]".format(*r["interval"], d=ev.DECIMALS[r["unit"]]),
+         r["verdict"], r["why"] or (r["note"] or "")) for r in found["values"]))
     for run, what in baselines.items():
         reported = sorted({(r["exp"], r["claimed"]) for r in found["values"]
                            if r["run"] == run and r["metric"] == "test_accuracy"})
@@ -190,19 +187,18 @@ def summary_table(runs: dict[str, ev.RunData], summary: dict) -> list[str]:
             ("best_val_accuracy", "best val acc (%)", "percent"), ("best_epoch", "best epoch", "epochs"),
             ("epochs", "epochs", "epochs"), ("logged_gap", "gap, the write-up's (pts)", "points"),
             ("overfit_gap", "gap, inference mode (pts)", "points"), ("train_time_s", "train time (min)", "minutes")]
-    lines = ["## Summary of all runs", "", "Mean ± std over the seeds that did not diverge.", "",
-             "| run | " + " | ".join(c[1] for c in cols) + " | seeds | diverged |", "|---|" + "---|" * (len(cols) + 2)]
-    for r in runs.values():
-        cells = []
-        for metric, _, unit in cols:
-            s = (summarize(list(r.values(metric).values())) if metric in ("train_time_s", "logged_gap")
-                 else summary[r.name].get(metric, {"n": 0}))
-            d, scale = ev.DECIMALS[unit], ev.SCALE[unit]
-            cells.append("—" if not s["n"] else f"{s['mean'] * scale:.{d}f}"
-                         + (f" ± {s['std'] * scale:.{d}f}" if s["std"] else ""))
-        lines.append(f"| `{r.name}` | " + " | ".join(cells)
-                     + f" | {summary[r.name]['seeds']} | {summary[r.name]['diverged_seeds']} |")
-    return lines + [""]
+
+    def mean_std(run: ev.RunData, metric: str, unit: str) -> str:
+        s = (summarize(list(run.values(metric).values())) if metric in ("train_time_s", "logged_gap")
+             else summary[run.name].get(metric, {"n": 0}))
+        d, scale = ev.DECIMALS[unit], ev.SCALE[unit]
+        if not s["n"]:
+            return "—"
+        return f"{s['mean'] * scale:.{d}f}" + (f" ± {s['std'] * scale:.{d}f}" if s["std"] else "")
+    return ["## Summary of all runs", "", "Mean ± std over the seeds that did not diverge.", ""] + table(
+        "|".join(["run", *(c[1] for c in cols), "seeds", "diverged"]),
+        ([f"`{r.name}`", *(mean_std(r, metric, unit) for metric, _, unit in cols), summary[r.name]["seeds"],
+          summary[r.name]["diverged_seeds"]] for r in runs.values())) + [""]
 
 
 def seed_span(seeds) -> str:
@@ -214,11 +210,8 @@ def seed_span(seeds) -> str:
 
 
 def header(params, dataset: str, runs: dict[str, ev.RunData]) -> list[str]:
-    groups: dict[tuple, list[str]] = {}
-    for name, run in runs.items():
-        groups.setdefault(tuple(run.seeds), []).append(name)
-    spans = "; ".join(f"{seed_span(k)} ({len(names)} runs)" for k, names in
-                      sorted(groups.items(), key=lambda kv: -len(kv[1])))
+    groups = Counter(tuple(run.seeds) for run in runs.values()).most_common()  # most runs first, else in order
+    spans = "; ".join(f"{seed_span(seeds)} ({count} runs)" for seeds, count in groups)
     backends = ", ".join(sorted({i["backend"] for r in runs.values() for i in r.infos.values()}))
     lines = [f"# Chapter 11 — results on {DATASET_TITLES[dataset]}", "",
              f"Generated by `python -m stages.report {dataset}` from metrics/{dataset}/ and ch11/claims.yaml (the "
@@ -227,8 +220,7 @@ def header(params, dataset: str, runs: dict[str, ev.RunData]) -> list[str]:
     capped = {k: x for k, x in params.limits.model_dump().items() if x is not None}
     if capped:
         lines += ["**Fast profile:** params.yaml `limits` caps every run (" + ", ".join(f"{k}={x}" for k, x in
-                                                                                     capped.items())
-                  + "): these numbers are NOT comparable with the write-up's.", ""]
+                  capped.items()) + "): these numbers are NOT comparable with the write-up's.", ""]
     return lines
 
 

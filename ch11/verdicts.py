@@ -1,21 +1,7 @@
-"""Verdict rules: how our per-seed numbers answer a question (pure functions; scipy/statsmodels tests).
-
-Effects (a technique against its matched baseline, no claim needed):
-  no effect           equivalence within ±delta shown (TOST, Holm-adjusted over the effects table), even
-                      when the difference is also significant (a real but negligible effect)
-  helps / hurts       otherwise, the difference is significant (Holm-adjusted), positive / negative
-  unresolved          neither: our seeds cannot tell
-  diverges            the technique's run diverged in at least half of its seeds (no difference to compute)
-Claimed differences (the write-up's sign and, where it gives one, its size):
-  supported                     significant (Holm) with the claimed sign, and the claimed size inside our 95 % CI
-  size excluded                 our 95 % CI excludes the claimed size, whatever the test against 0 says
-  opposite sign                 significant with the opposite sign
-  no effect                     only a sign was claimed, and TOST (Holm) shows the difference within ±delta
-  consistent, below resolution  the CI holds both 0 and the claim: our seeds cannot tell them apart
-Claimed single values: in range / out of range of our 95 % prediction interval for one more run.
-Checks (a qualitative claim, seed by seed): holds (every seed), fails (no seed), mixed.
-not tested: the data cannot test it (fewer than 2 seeds with a value, a schedule that never acted).
-"""
+"""Verdict rules: how our per-seed numbers answer a question (pure functions; scipy/statsmodels tests). Each
+rule is in its function's docstring, and in words for the reader in the report (the effects table's legend,
+ch11/report_text.py's HOW_TO_READ). not tested: the data cannot test it (fewer than 2 seeds with a value, a
+schedule that never acted)."""
 from __future__ import annotations
 
 import math
@@ -53,14 +39,18 @@ class Difference:
     def n(self) -> str:
         return str(len(self.a)) if self.paired else f"{len(self.a)}/{len(self.b)}"
 
-    def _test(self):
-        return (sps.ttest_rel(self.a, self.b) if self.paired
-                else sps.ttest_ind(self.a, self.b, equal_var=False))
+    def _test(self, shift: float = 0.0, alternative: str = "two-sided"):
+        """The t-test of a against b + shift: paired, else Welch."""
+        b = np.add(self.b, shift)
+        if self.paired:
+            return sps.ttest_rel(self.a, b, alternative=alternative)
+        return sps.ttest_ind(self.a, b, equal_var=False, alternative=alternative)
 
     def _constant(self) -> bool:
         """No spread at all (e.g. identical runs): t-tests are undefined."""
-        spread = np.subtract(self.a, self.b) if self.paired else np.concatenate([self.a, self.b])
-        return bool(np.ptp(spread) == 0) if self.paired else bool(np.ptp(self.a) == 0 and np.ptp(self.b) == 0)
+        if self.paired:
+            return bool(np.ptp(np.subtract(self.a, self.b)) == 0)
+        return bool(np.ptp(self.a) == 0 and np.ptp(self.b) == 0)
 
     def p(self) -> float:
         """Two-sided p-value of 'no difference'."""
@@ -78,10 +68,7 @@ class Difference:
         """p-value of the two one-sided tests that the true difference lies within ±delta."""
         if self._constant():
             return 0.0 if abs(self.diff) < delta else 1.0
-        one_sided = (lambda alt, shift: sps.ttest_rel(self.a, np.add(self.b, shift), alternative=alt).pvalue) \
-            if self.paired else (lambda alt, shift: sps.ttest_ind(self.a, np.add(self.b, shift), equal_var=False,
-                                                                  alternative=alt).pvalue)
-        return float(max(one_sided("greater", -delta), one_sided("less", delta)))
+        return float(max(self._test(-delta, "greater").pvalue, self._test(delta, "less").pvalue))
 
 
 def compare(a: dict[int, float | None], b: dict[int, float | None]) -> Difference | None:
@@ -101,15 +88,13 @@ def compare(a: dict[int, float | None], b: dict[int, float | None]) -> Differenc
 def holm(pvalues: list[float | None]) -> list[float | None]:
     """Holm-adjusted p-values (None stays None): the family-wise error rate over the list."""
     known = [i for i, p in enumerate(pvalues) if p is not None]
-    adjusted: list[float | None] = [None] * len(pvalues)
-    if known:
-        for i, p in zip(known, multipletests([pvalues[i] for i in known], method="holm")[1]):
-            adjusted[i] = float(p)
-    return adjusted
+    adjusted = dict(zip(known, multipletests([pvalues[i] for i in known], method="holm")[1])) if known else {}
+    return [float(adjusted[i]) if i in adjusted else None for i in range(len(pvalues))]
 
 
 def effect_reading(d: Difference | None, p_holm: float | None, tost_holm: float | None) -> str:
-    """A technique's effect against its matched baseline (module docstring)."""
+    """A technique's effect against its matched baseline: no effect when TOST (Holm) shows it within ±delta, even
+    if also significant; else helps / hurts when significant (Holm); else unresolved."""
     if d is None or p_holm is None:
         return NOT_TESTED
     if tost_holm is not None and tost_holm < ALPHA:
@@ -121,7 +106,8 @@ def effect_reading(d: Difference | None, p_holm: float | None, tost_holm: float 
 
 def claim_verdict(d: Difference | None, sign: int, size: float | None, p_holm: float | None,
                   tost_holm: float | None) -> str:
-    """Verdict on 'mean(a) - mean(b) has sign ``sign`` (and, if given, the size ``size``)'."""
+    """Verdict on 'mean(a) - mean(b) has sign ``sign`` (and, if given, the size ``size``)': opposite sign,
+    size excluded (our CI misses the size), supported, no effect (TOST; sign-only claims), else below resolution."""
     if d is None or p_holm is None:
         return NOT_TESTED
     lo, hi = d.ci()

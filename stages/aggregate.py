@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from ch11 import atomic, paths, params as params_mod
 from ch11.errors import PipelineError, run_main
-from ch11.results import per_seed_metrics, runs_of
-from ch11.stats import aggregate
+from ch11.stats import aggregate, per_seed_metrics, runs_of
 
 
 def main(argv: list[str]) -> None:

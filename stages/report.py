@@ -1,10 +1,8 @@
 """Stage report@<dataset>: numbers first, then words: metrics/<dataset>/effects.json and reports/<dataset>/.
 
 Usage: python -m stages.report <dataset>
-From ch11/claims.yaml and every run's per-seed files under metrics/<dataset>/: ch11/findings.py computes every
-effect and verdict once; this stage writes them to metrics/<dataset>/effects.json (a DVC metric: `dvc metrics
-diff` shows how each effect moved), draws the figures (ch11/report_figures.py) and renders results.md from the
-same numbers (ch11/report_text.py). Outputs are written atomically. No Keras: numpy, pandas, scipy, matplotlib.
+The numbers: ch11/findings.py; effects.json is a DVC metric (`dvc metrics diff` shows how each effect moved).
+The figures: ch11/report_figures.py; results.md: ch11/report_text.py. Written atomically. No Keras.
 """
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ from ch11.errors import PipelineError, run_main
 from ch11.findings import findings
 from ch11.report_figures import experiment_figures
 from ch11.report_text import by_reading, interval, metric_suffix, render
-from ch11.results import runs_of
+from ch11.stats import runs_of
 
 
 def read_json(path: Path, fix: str) -> dict:
@@ -76,9 +74,9 @@ def build_report(params, dataset: str, out_dir: Path) -> dict:
     fig_dir.mkdir(parents=True, exist_ok=True)
     drawn = {number: experiment_figures(number, exp, runs, dataset, fig_dir)
              for number, exp in claims.of(dataset).items()}
-    rows = by_reading(found["effects"])
-    forest = figures.forest_plot(fig_dir / "effects_forest.png", "Each technique vs its matched baseline",
-                                 [{**r, "label": f"{r['label']}{metric_suffix(r)} [{interval(r, 1)}]"} for r in rows], found["delta"])
+    rows = [{**r, "label": f"{r['label']}{metric_suffix(r)} [{interval(r, 1)}]"} for r in by_reading(found["effects"])]
+    forest = figures.forest_plot(fig_dir / "effects_forest.png", "Each technique vs its matched baseline", rows,
+                                 found["delta"])
     if forest:
         drawn["forest"] = f"figures/{forest.name}"
     (out_dir / "results.md").write_text(render(params, dataset, found, claims, runs, read_summary(dataset, runs),
