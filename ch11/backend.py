@@ -39,9 +39,28 @@ def seed_everything(seed: int, mixed_precision: bool) -> None:
             tf.config.experimental.enable_op_determinism()
             seed_everything.configured = True
     keras.backend.clear_session()  # fresh layer names for every seed's model
-    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        keras.utils.set_random_seed(seed)
+    else:
+        seed_without_tensorflow(seed)
     if mixed_precision and devices()[0] == "GPU":
         keras.mixed_precision.set_global_policy("mixed_float16")
+
+
+def seed_without_tensorflow(seed: int) -> None:
+    """``keras.utils.set_random_seed`` without its TensorFlow seeding, which imports TensorFlow (a second
+    XLA runtime, seconds of start-up) into every JAX training only to seed a library it does not use."""
+    import random
+
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def devices() -> tuple[str, str]:

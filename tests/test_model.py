@@ -1,4 +1,4 @@
-"""The layer stack a run's configuration builds: dropout placement and batch-norm order."""
+"""The layer stack a run's configuration builds (dropout placement, batch-norm order); JAX runs without TensorFlow."""
 from __future__ import annotations
 
 import json
@@ -67,3 +67,23 @@ def test_label_smoothing_targets_and_the_unchanged_plain_loss():
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["plain"] == "sparse_categorical_crossentropy"
     assert found["got"] == pytest.approx(found["expected"], rel=1e-5) and found["config"] == 0.1
+
+
+FIT_ON_JAX = """
+import sys
+import numpy as np
+from ch11 import backend
+backend.select("jax")
+backend.seed_everything(1, False)
+import keras
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+model.compile(optimizer="sgd", loss="mse")
+model.fit(np.zeros((8, 4)), np.zeros((8, 2)), verbose=0)
+print("tensorflow" in sys.modules)
+"""
+
+
+def test_seeding_and_fitting_on_jax_never_load_tensorflow():
+    """keras.utils.set_random_seed imports TensorFlow to seed it; a JAX training must not pay for that."""
+    done = run([sys.executable, "-c", FIT_ON_JAX], PROJECT_ROOT, timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False"
