@@ -59,9 +59,9 @@ def epochs_done(root: Path) -> int:
 
 
 JAX_BN_RESUME = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(   # a hang still fails
-    "found 2026-11-30 (also at the previous commit): on JAX, a fit's in-loop validation of this BN model "
-    "gives a rising val_loss (0.79 -> 0.94) that a fresh fit from its own checkpoint does not (epoch 5: "
-    "0.611 vs 0.831 at the same training loss), so ReduceLROnPlateau acts differently after a resume; docs/reproducibility.md"))
+    "JAX on CPU: the in-loop validation of this batch-norm model is not reproducible run to run (same "
+    "training losses, other validation losses from epoch 3-8 in 2 of 3 runs), so ReduceLROnPlateau acts "
+    "differently and no resume can match; docs/reproducibility.md"))
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=JAX_BN_RESUME)])
