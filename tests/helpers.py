@@ -5,6 +5,7 @@ process in it prints its threads' stacks first, and the test fails with that out
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import resource
 import signal
@@ -18,6 +19,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # Stack dumps without core files: a child writing gigabytes of core after SIGABRT would stall abort()
 resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+
+
+def digests(files, base: Path) -> dict[str, str]:
+    """SHA-256 of each file by its path under ``base``: compare these, never the bytes (on a mismatch pytest
+    diffs two dicts of multi-MB ``bytes`` with difflib, which runs for hours; digests name the files at once)."""
+    return {Path(p).relative_to(base).as_posix(): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in files}
 
 
 def child_env(**extra: str) -> dict[str, str]:

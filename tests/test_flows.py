@@ -30,7 +30,7 @@ import yaml
 
 from ch11.sandbox import SMOKE_LIMITS, project_copy
 from tests.fixtures import FASHION_MNIST_DIR, write_cifar_archive
-from tests.helpers import BIN, dvc, run as run_child
+from tests.helpers import BIN, digests, dvc, run as run_child
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = ["baseline", "e04_elu"]
@@ -577,9 +577,9 @@ def flow_cli(root: Path) -> list[str]:
             "--project-dir", str(root)]
 
 
-def results(root: Path) -> dict[str, bytes]:
+def results(root: Path) -> dict[str, str]:
     files = sorted((root / "models").rglob("*.npz")) + sorted((root / "metrics/fashion_mnist").rglob("*.json"))
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in files if "/timing/" not in p.as_posix()}
+    return digests([p for p in files if "/timing/" not in p.as_posix()], root)
 
 
 @pytest.mark.slow

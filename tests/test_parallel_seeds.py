@@ -14,7 +14,7 @@ import pytest
 
 from ch11.sandbox import project_copy
 from tests.fixtures import FASHION_MNIST_DIR
-from tests.helpers import child_env, module
+from tests.helpers import child_env, digests, module
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
@@ -31,9 +31,9 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def outputs(root: Path) -> dict[str, bytes]:
+def outputs(root: Path) -> dict[str, str]:
     folders = (root / "models" / RUN, root / "metrics" / "fashion_mnist" / "train" / RUN)
-    return {f"{folder.name}/{path.name}": path.read_bytes() for folder in folders for path in sorted(folder.iterdir())}
+    return digests([path for folder in folders for path in sorted(folder.iterdir())], root)
 
 
 def train(root: Path, workers: int) -> str:
@@ -42,7 +42,7 @@ def train(root: Path, workers: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def serial(project) -> dict[str, bytes]:
+def serial(project) -> dict[str, str]:
     out = train(project, 1)
     assert f"{len(SEEDS)} seed(s) on 1 worker(s)" in out
     return outputs(project)

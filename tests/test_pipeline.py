@@ -19,7 +19,7 @@ import yaml
 
 from ch11.sandbox import project_copy
 from tests.fixtures import FASHION_MNIST_DIR
-from tests.helpers import child_env, dvc, git, module
+from tests.helpers import child_env, digests, dvc, git, module
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
@@ -172,7 +172,8 @@ def test_push_then_pull_in_a_fresh_clone_restores_everything(reproduced, tmp_pat
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(root), str(clone))
     dvc(clone, "pull", "--with-deps", *FASHION_TARGETS)
-    assert (clone / "models/baseline/seed-1.keras").read_bytes() == (root / "models/baseline/seed-1.keras").read_bytes()
+    model = "models/baseline/seed-1.keras"
+    assert digests([clone / model], clone) == digests([root / model], root)
     assert (clone / "metrics/fashion_mnist/summary.json").exists()
     assert changed_stages(clone) == set()
     assert "Running stage" not in dvc(clone, "repro", *FASHION_TARGETS).stdout
@@ -200,9 +201,10 @@ def test_training_is_deterministic(reproduced):
     for _ in range(2):
         for stage in ("train", "evaluate"):
             module(root, f"stages.{stage}", "baseline", check=True)
-        results.append([(root / rel).read_bytes() for rel in (
+        results.append(digests([root / rel for rel in (
             "models/baseline/seed-1.keras", "models/baseline/seed-1.npz", "metrics/fashion_mnist/eval/baseline.json",
-            "metrics/fashion_mnist/train/baseline/history-1.csv", "metrics/fashion_mnist/train/baseline/info-1.json")])
+            "metrics/fashion_mnist/train/baseline/history-1.csv", "metrics/fashion_mnist/train/baseline/info-1.json")],
+            root))
     assert results[0] == results[1]
     assert changed_stages(root) == set()  # the timing file is not a dependency of anything hashed
 

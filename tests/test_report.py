@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ch11.sandbox import with_seeds
-from tests.helpers import PROJECT_ROOT, module, run as run_child
+from tests.helpers import PROJECT_ROOT, digests, module, run as run_child
 
 SEEDS = [1, 2, 3, 4, 5]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -309,14 +309,17 @@ def test_a_write_failing_midway_keeps_the_old_report_and_says_why(tmp_path):
     assert run_stage(root, "stages.aggregate", "fashion_mnist").returncode == 0
     assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
     reports = root / "reports"
-    before = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+
+    def files():
+        return digests([p for p in reports.rglob("*") if p.is_file()], reports)
+
+    before = files()
     done = run_stage(root, "stages.report", "fashion_mnist", max_file_bytes=20_000)  # figures are larger
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "cannot write reports/fashion_mnist" in done.stderr and "Nothing was written" in done.stderr
-    after = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
-    assert after == before  # the previous report whole, no temporary left beside it
+    assert files() == before  # the previous report whole, no temporary left beside it
     assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
-    assert {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()} == before
+    assert files() == before
 
 
 def test_figures_are_deterministic(tmp_path):

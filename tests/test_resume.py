@@ -16,7 +16,7 @@ import yaml
 
 from ch11.sandbox import project_copy
 from tests.fixtures import FASHION_MNIST_DIR
-from tests.helpers import child_env, module, run
+from tests.helpers import child_env, digests, module, run
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
@@ -42,12 +42,9 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def outputs(root: Path) -> dict[str, bytes]:
-    found = {}
-    for folder in (root / "models" / RUN, root / "metrics" / "fashion_mnist" / "train" / RUN):
-        for path in sorted(folder.iterdir()):
-            found[path.name] = path.read_bytes()
-    return found
+def outputs(root: Path) -> dict[str, str]:
+    folders = (root / "models" / RUN, root / "metrics" / "fashion_mnist" / "train" / RUN)
+    return digests([path for folder in folders for path in sorted(folder.iterdir())], root)
 
 
 def epochs_done(root: Path) -> int:

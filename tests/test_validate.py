@@ -13,7 +13,7 @@ from ch11.expectations import image_table, validate_arrays
 from ch11.params import SplitRows
 from stages import validate as validate_stage
 from tests.fixtures import FASHION_MNIST_DIR, PROJECT_ROOT, fashion_project, write_cifar_archive
-from tests.helpers import module
+from tests.helpers import digests, module
 
 
 NEEDS_DATA = pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
@@ -164,7 +164,7 @@ def test_stage_writes_splits_metrics_and_docs(tmp_path, real, monkeypatch):
     def outputs():
         files = [project / "data/validated/fashion_mnist.npz", project / "metrics/validation/fashion_mnist.json",
                  *sorted(p for p in docs.rglob("*") if p.is_file())]
-        return {p.relative_to(project).as_posix(): p.read_bytes() for p in files}
+        return digests(files, project)
 
     before = outputs()
     monkeypatch.chdir(project)
