@@ -43,7 +43,6 @@ def seed_everything(seed: int, mixed_precision: bool) -> None:
         keras.utils.set_random_seed(seed)
     else:
         seed_without_tensorflow(seed)
-        keep_jax_state_buffers()
     if mixed_precision and devices()[0] == "GPU":
         keras.mixed_precision.set_global_policy("mixed_float16")
 
@@ -62,18 +61,6 @@ def seed_without_tensorflow(seed: int) -> None:
     global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
     random.seed(seed)
     np.random.seed(seed)
-
-
-def keep_jax_state_buffers() -> None:
-    """Keras' JAX trainer compiles its train/test/predict steps with the state donated to XLA
-    (``donate_argnums=0``). Here (jaxlib 0.7.2, CPU) that corrupts what ``fit``'s validation and callbacks
-    read of a batch-norm model: validation losses no epoch's weights give, a no-op ``set_weights`` changing
-    later results (docs/reproducibility.md). Compile without donating: the state is a few MB, and the
-    epochs were no slower (bench/train_speed.py)."""
-    import jax
-    from keras.src.backend.jax import trainer
-
-    trainer.jit = lambda fun, donate_argnums=(), **kwargs: jax.jit(fun, **kwargs)
 
 
 def devices() -> tuple[str, str]:
