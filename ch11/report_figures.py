@@ -1,4 +1,4 @@
-"""The report's figures for one experiment (ch11/figures.py draws them) and the data of its DVC plot."""
+"""The report's figures (ch11/figures.py draws them), and the data of each experiment's DVC plot."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ch11 import evidence as ev, figures, paths
+from ch11.report_text import by_reading, interval, metric_suffix
 from ch11.stats import finite
 
 CLASS_NAMES = {
@@ -14,6 +15,17 @@ CLASS_NAMES = {
                       "Bag", "Ankle boot"],
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
 }
+
+
+def draw(experiments: dict, found: dict, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> dict:
+    """Every figure of the report: experiment number -> its figures, "forest" -> the forest plot of the effects."""
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    drawn = {number: experiment_figures(number, exp, runs, dataset, fig_dir) for number, exp in experiments.items()}
+    rows = [{**r, "label": f"{r['label']}{metric_suffix(r)} [{interval(r, 1)}]"} for r in by_reading(found["effects"])]
+    if forest := figures.forest_plot(fig_dir / "effects_forest.png", "Each technique vs its matched baseline", rows,
+                                     found["delta"]):
+        drawn["forest"] = f"figures/{forest.name}"
+    return drawn
 
 
 def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> list[dict]:

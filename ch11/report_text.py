@@ -69,7 +69,8 @@ def value_cells(r: dict) -> tuple:
     interval_cell = "—" if not r["interval"] else "[{:.{d}f}, {:.{d}f}]".format(*r["interval"],
                                                                                 d=ev.DECIMALS[r["unit"]])
     return (r["exp"], f"{r['label']} — {ev.metric_name(r['metric'])}",
-            ev.fmt(r["claimed"], r["unit"]) + (f" ± {r['tolerance']:g}" if r["tolerance"] else ""), r["ours"],
+            f"{r['claimed']:.{ev.DECIMALS[r['unit']]}f}{ev.SUFFIX[r['unit']]}"
+            + (f" ± {r['tolerance']:g}" if r["tolerance"] else ""), r["ours"],
             interval_cell, r["verdict"], r["why"] or (r["note"] or ""))
 
 
