@@ -17,12 +17,11 @@ TEMPLATE = Path(__file__).resolve().parent / "report.md.j2"
 DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 HOST_MARK = "†"
 READING_ORDER = v.READINGS + (v.NOT_TESTED,)
-SUMMARY_COLUMNS = [("test_accuracy", "test acc (%)", "percent"),
-                   ("mc_test_accuracy", "MC-dropout test acc (%)", "percent"),
-                   ("best_val_accuracy", "best val acc (%)", "percent"), ("best_epoch", "best epoch", "epochs"),
-                   ("epochs", "epochs", "epochs"), ("logged_gap", "gap, the write-up's (pts)", "points"),
-                   ("overfit_gap", "gap, inference mode (pts)", "points"),
-                   ("train_time_s", "train time (min)", "minutes")]
+SUMMARY_COLUMNS = [  # metric, column title, unit
+    ("test_accuracy", "test acc (%)", "percent"), ("mc_test_accuracy", "MC-dropout test acc (%)", "percent"),
+    ("best_val_accuracy", "best val acc (%)", "percent"), ("best_epoch", "best epoch", "epochs"),
+    ("epochs", "epochs", "epochs"), ("logged_gap", "gap, the write-up's (pts)", "points"),
+    ("overfit_gap", "gap, inference mode (pts)", "points"), ("train_time_s", "train time (min)", "minutes")]
 
 
 def tally(rows: list[dict], key: str, order) -> str:
@@ -66,12 +65,11 @@ def claimed_cell(row: dict) -> str:
 
 def value_cells(r: dict) -> tuple:
     """A row of the write-up's single numbers: the claim, ours and our prediction interval for one more run."""
-    interval_cell = "—" if not r["interval"] else "[{:.{d}f}, {:.{d}f}]".format(*r["interval"],
-                                                                                d=ev.DECIMALS[r["unit"]])
-    return (r["exp"], f"{r['label']} — {ev.metric_name(r['metric'])}",
-            f"{r['claimed']:.{ev.DECIMALS[r['unit']]}f}{ev.SUFFIX[r['unit']]}"
-            + (f" ± {r['tolerance']:g}" if r["tolerance"] else ""), r["ours"],
-            interval_cell, r["verdict"], r["why"] or (r["note"] or ""))
+    d = ev.DECIMALS[r["unit"]]
+    claimed = f"{r['claimed']:.{d}f}{ev.SUFFIX[r['unit']]}" + (f" ± {r['tolerance']:g}" if r["tolerance"] else "")
+    one_more = "—" if not r["interval"] else "[{:.{d}f}, {:.{d}f}]".format(*r["interval"], d=d)
+    return (r["exp"], f"{r['label']} — {ev.metric_name(r['metric'])}", claimed, r["ours"], one_more, r["verdict"],
+            r["why"] or (r["note"] or ""))
 
 
 def repeated_values(found: dict, runs: dict[str, ev.RunData], baselines: dict[str, str]) -> list[dict]:
