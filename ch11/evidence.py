@@ -30,10 +30,6 @@ def metric_name(metric: str) -> str:
     return METRIC_NAMES.get(metric, metric.replace("_", " "))
 
 
-def fmt(x: float | None, unit: str) -> str:
-    return "—" if x is None else f"{x:.{DECIMALS[unit]}f}{SUFFIX[unit]}"
-
-
 @dataclass
 class RunData:
     """One run's per-seed files (a diverged seed has no accuracy in ``evals``)."""

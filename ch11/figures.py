@@ -13,21 +13,21 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from scipy.special import erf  # noqa: E402
+from scipy.special import erf, expit  # noqa: E402
 
 from ch11.stats import summarize  # noqa: E402
 
 DPI = 110
 COLORS = plt.get_cmap("tab10").colors
-STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
-         "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+# Every figure's style (this module draws only the report's figures)
+plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
+                     "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False})
 SEED_NOTE = "bar = mean over seeds, error bar = ±1 std (sample, ddof=1), dots = individual seeds"
 
 
 def _save_epoch_plot(fig, ax, curves: list[dict], path: Path, title: str, ylabel: str) -> Path:
     """Integer epoch ticks on short runs, the legend below the axes (long seed notes keep the plot wide)."""
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel="epoch", ylabel=ylabel)
     ax.set_title(title, fontweight="bold")
     longest = max(len(c["epochs"]) for c in curves)
     if longest <= 15:
@@ -57,47 +57,46 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
     if not panels:
         return None
     n_bars = max(len(p["bars"]) for p in panels)
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.8, max(0.55 * n_bars + 1.9, 2.9)),
-                                 squeeze=False)
-        any_claim = False
-        for ax, panel in zip(axes[0], panels):
-            bars = panel["bars"]
-            y = np.arange(len(bars))[::-1]
-            stats = [(s["mean"] if s["n"] else np.nan, s["std"] or 0.0)
-                     for s in (summarize(b["values"]) for b in bars)]
-            ax.barh(y, [m for m, _ in stats], xerr=[s for _, s in stats], height=0.6,
-                    color=[COLORS[i % 10] for i in range(len(bars))], alpha=0.55, edgecolor="black",
-                    linewidth=0.6, error_kw={"elinewidth": 1.5, "capsize": 5, "ecolor": "black"})
-            everything = []
-            for yi, bar in zip(y, bars):
-                vals = np.asarray(bar["values"], dtype=float)
-                offsets = np.linspace(-0.18, 0.18, len(vals)) if len(vals) > 1 else np.zeros(1)
-                ax.scatter(vals, yi + offsets, s=22, color="black", zorder=3)
-                everything += list(vals)
-                if bar.get("claimed") is not None:
-                    any_claim = True
-                    everything.append(bar["claimed"])
-                    ax.scatter([bar["claimed"]], [yi], marker="D", s=60, color="red", edgecolor="white",
-                               linewidth=0.8, zorder=4)
-            ax.set_yticks(y, [b["label"] for b in bars])
-            lo, hi = min(everything), max(everything)
-            pad = max(0.5, 0.12 * (hi - lo))
-            left = lo - 3 * pad
-            ax.set_xlim(max(left, 0), hi + pad)
-            ax.set_xlabel(panel["xlabel"] + (f"\n(axis starts at {left:.1f}, not 0)" if left > 0 else ""))
-            ax.grid(axis="y", visible=False)
-        handles = [Patch(facecolor="grey", alpha=0.55, edgecolor="black", label="mean over seeds"),
-                   Line2D([], [], color="black", marker="|", markersize=10, linestyle="-", label="±1 std over seeds"),
-                   Line2D([], [], color="black", marker="o", markersize=5, linestyle="", label="one seed")]
-        if any_claim:
-            handles.append(Line2D([], [], color="red", marker="D", markersize=7, linestyle="",
-                                  label="write-up's reported value"))
-        fig.suptitle(title, fontweight="bold")
-        fig.tight_layout()
-        fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
-                   bbox_to_anchor=(0.5, 0.0), title=SEED_NOTE, title_fontsize=9)
-        return save(fig, path)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.8, max(0.55 * n_bars + 1.9, 2.9)),
+                             squeeze=False)
+    any_claim = False
+    for ax, panel in zip(axes[0], panels):
+        bars = panel["bars"]
+        y = np.arange(len(bars))[::-1]
+        stats = [(s["mean"] if s["n"] else np.nan, s["std"] or 0.0)
+                 for s in (summarize(b["values"]) for b in bars)]
+        ax.barh(y, [m for m, _ in stats], xerr=[s for _, s in stats], height=0.6,
+                color=[COLORS[i % 10] for i in range(len(bars))], alpha=0.55, edgecolor="black",
+                linewidth=0.6, error_kw={"elinewidth": 1.5, "capsize": 5, "ecolor": "black"})
+        everything = []
+        for yi, bar in zip(y, bars):
+            vals = np.asarray(bar["values"], dtype=float)
+            offsets = np.linspace(-0.18, 0.18, len(vals)) if len(vals) > 1 else np.zeros(1)
+            ax.scatter(vals, yi + offsets, s=22, color="black", zorder=3)
+            everything += list(vals)
+            if bar.get("claimed") is not None:
+                any_claim = True
+                everything.append(bar["claimed"])
+                ax.scatter([bar["claimed"]], [yi], marker="D", s=60, color="red", edgecolor="white",
+                           linewidth=0.8, zorder=4)
+        ax.set_yticks(y, [b["label"] for b in bars])
+        lo, hi = min(everything), max(everything)
+        pad = max(0.5, 0.12 * (hi - lo))
+        left = lo - 3 * pad
+        ax.set_xlim(max(left, 0), hi + pad)
+        ax.set_xlabel(panel["xlabel"] + (f"\n(axis starts at {left:.1f}, not 0)" if left > 0 else ""))
+        ax.grid(axis="y", visible=False)
+    handles = [Patch(facecolor="grey", alpha=0.55, edgecolor="black", label="mean over seeds"),
+               Line2D([], [], color="black", marker="|", markersize=10, linestyle="-", label="±1 std over seeds"),
+               Line2D([], [], color="black", marker="o", markersize=5, linestyle="", label="one seed")]
+    if any_claim:
+        handles.append(Line2D([], [], color="red", marker="D", markersize=7, linestyle="",
+                              label="write-up's reported value"))
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
+               bbox_to_anchor=(0.5, 0.0), title=SEED_NOTE, title_fontsize=9)
+    return save(fig, path)
 
 
 def learning_curves(path: Path, title: str, curves: list[dict]) -> Path | None:
@@ -106,20 +105,18 @@ def learning_curves(path: Path, title: str, curves: list[dict]) -> Path | None:
     curves = [c for c in curves if len(c["epochs"])]
     if not curves:
         return None
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(9.5, 4.8))
-        for i, c in enumerate(curves):
-            color = COLORS[i % 10]
-            style = "-" if i < 10 else "--"
-            ax.plot(c["epochs"], c["mean"], style, color=color, linewidth=1.8,
-                    marker="o" if len(c["epochs"]) <= 15 else None, markersize=3.5,
-                    label=f"{c['label']} ({c['n_note']})")
-            std = np.asarray(c["std"], dtype=float)
-            if np.isfinite(std).any():
-                mean = np.asarray(c["mean"], dtype=float)
-                ax.fill_between(c["epochs"], mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
-        return _save_epoch_plot(fig, ax, curves, path, title,
-                                "validation accuracy (%)\nline = mean over seeds, band = ±1 std")
+    fig, ax = plt.subplots(figsize=(9.5, 4.8))
+    for i, c in enumerate(curves):
+        color = COLORS[i % 10]
+        ax.plot(c["epochs"], c["mean"], "-" if i < 10 else "--", color=color, linewidth=1.8,
+                marker="o" if len(c["epochs"]) <= 15 else None, markersize=3.5,
+                label=f"{c['label']} ({c['n_note']})")
+        std = np.asarray(c["std"], dtype=float)
+        if np.isfinite(std).any():
+            mean = np.asarray(c["mean"], dtype=float)
+            ax.fill_between(c["epochs"], mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
+    return _save_epoch_plot(fig, ax, curves, path, title,
+                            "validation accuracy (%)\nline = mean over seeds, band = ±1 std")
 
 
 def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None:
@@ -131,28 +128,27 @@ def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None
     rows = [("grad_norm", "gradient norm of the kernel\n(mean over seeds, log scale)"),
             ("activation_std", "std of the layer's output\n(mean over seeds, log scale)")]
     cols = [("init", "at initialisation"), ("after", "after training")]
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, sharey="row")
-        for r, (metric, ylabel) in enumerate(rows):
-            for c, (stage, stage_title) in enumerate(cols):
-                ax = axes[r][c]
-                for i, s in enumerate(series):
-                    vals = np.array(s[stage][metric], dtype=float)  # None -> NaN
-                    vals[vals <= 0] = np.nan
-                    if np.isfinite(vals).any():
-                        ax.plot(s["layers"], vals, "-o", color=COLORS[i % 10], linewidth=2, label=s["label"])
-                if ax.lines:
-                    ax.set_yscale("log")
-                else:
-                    ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
-                ax.set_title(f"{ylabel.split(chr(10))[0]} — {stage_title}")
-                if c == 0:
-                    ax.set_ylabel(ylabel)
-                if r == 1:
-                    ax.set_xticks(series[0]["layers"], series[0]["tick_labels"])
-                    ax.set_xlabel("Dense layer (fan_in → fan_out)")
-        axes[0][0].legend(frameon=False)
-        return save(fig, path, title)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, sharey="row")
+    for r, (metric, ylabel) in enumerate(rows):
+        for c, (stage, stage_title) in enumerate(cols):
+            ax = axes[r][c]
+            for i, s in enumerate(series):
+                vals = np.array(s[stage][metric], dtype=float)  # None -> NaN
+                vals[vals <= 0] = np.nan
+                if np.isfinite(vals).any():
+                    ax.plot(s["layers"], vals, "-o", color=COLORS[i % 10], linewidth=2, label=s["label"])
+            if ax.lines:
+                ax.set_yscale("log")
+            else:
+                ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
+            ax.set_title(f"{ylabel.split(chr(10))[0]} — {stage_title}")
+            if c == 0:
+                ax.set_ylabel(ylabel)
+            if r == 1:
+                ax.set_xticks(series[0]["layers"], series[0]["tick_labels"])
+                ax.set_xlabel("Dense layer (fan_in → fan_out)")
+    axes[0][0].legend(frameon=False)
+    return save(fig, path, title)
 
 
 def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
@@ -161,22 +157,19 @@ def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
     "theory_var"}] (means over seeds)."""
     if not series:
         return None
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series) + 0.6, 4.6), squeeze=False, sharey=True)
-        for ax, s in zip(axes[0], series):
-            ax.plot(s["layers"], s["theory_var"], "--", color="black", linewidth=1.5, marker="x",
-                    markersize=8, label="theory")
-            ax.plot(s["layers"], s["weight_var"], "o", color=COLORS[0], markersize=8, label="empirical, at init")
-            if s.get("weight_var_after") is not None:
-                ax.plot(s["layers"], s["weight_var_after"], "s", color=COLORS[1], markersize=7,
-                        markerfacecolor="none", markeredgewidth=1.5, label="empirical, after training")
-            ax.set_yscale("log")
-            ax.set_xticks(s["layers"], s["tick_labels"], fontsize=8)
-            ax.set_xlabel("Dense layer (fan_in → fan_out)")
-            ax.set_title(s["label"])
-        axes[0][0].set_ylabel("kernel weight variance (log scale)\nmean over seeds")
-        axes[0][0].legend(frameon=False)
-        return save(fig, path, title)
+    fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series) + 0.6, 4.6), squeeze=False, sharey=True)
+    for ax, s in zip(axes[0], series):
+        ax.plot(s["layers"], s["theory_var"], "--", color="black", linewidth=1.5, marker="x",
+                markersize=8, label="theory")
+        ax.plot(s["layers"], s["weight_var"], "o", color=COLORS[0], markersize=8, label="empirical, at init")
+        if s.get("weight_var_after") is not None:
+            ax.plot(s["layers"], s["weight_var_after"], "s", color=COLORS[1], markersize=7,
+                    markerfacecolor="none", markeredgewidth=1.5, label="empirical, after training")
+        ax.set(yscale="log", xlabel="Dense layer (fan_in → fan_out)", title=s["label"])
+        ax.set_xticks(s["layers"], s["tick_labels"], fontsize=8)
+    axes[0][0].set_ylabel("kernel weight variance (log scale)\nmean over seeds")
+    axes[0][0].legend(frameon=False)
+    return save(fig, path, title)
 
 
 def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
@@ -185,14 +178,13 @@ def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
     curves = [c for c in curves if len(c["epochs"])]
     if not curves:
         return None
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(9.5, 4.6))
-        markers = "osD^v<>ph*"
-        for i, c in enumerate(curves):
-            ax.plot(c["epochs"], c["lr"], "-", color=COLORS[i % 10], marker=markers[i % 10], markersize=5,
-                    linewidth=1.8, label=c["label"])
-        ax.set_yscale("log")
-        return _save_epoch_plot(fig, ax, curves, path, title, "learning rate at the end of the epoch\n(log scale)")
+    fig, ax = plt.subplots(figsize=(9.5, 4.6))
+    markers = "osD^v<>ph*"
+    for i, c in enumerate(curves):
+        ax.plot(c["epochs"], c["lr"], "-", color=COLORS[i % 10], marker=markers[i % 10], markersize=5,
+                linewidth=1.8, label=c["label"])
+    ax.set_yscale("log")
+    return _save_epoch_plot(fig, ax, curves, path, title, "learning rate at the end of the epoch\n(log scale)")
 
 
 def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: list[str]) -> Path | None:
@@ -202,22 +194,21 @@ def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: li
     k = len(class_names)
     counts = pd.crosstab(actual, predicted).reindex(index=range(k), columns=range(k), fill_value=0).to_numpy()
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    with plt.rc_context({**STYLE, "axes.grid": False}):
-        fig, ax = plt.subplots(figsize=(8.6, 7.4))
-        im = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-        for i, j in zip(*np.nonzero(counts)):
-            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if shares[i, j] > 0.5 else "black")
-        ax.set_xticks(range(k), class_names, rotation=40, ha="right")
-        ax.set_yticks(range(k), class_names)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("actual class")
-        accuracy = np.trace(counts) / max(counts.sum(), 1)
-        ax.set_title(f"{title}\n{counts.sum()} test images, accuracy {100 * accuracy:.2f} %", fontweight="bold")
-        cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        cbar.set_label("share of the actual class (numbers = counts)")
-        fig.tight_layout()
-        return save(fig, path)
+    fig, ax = plt.subplots(figsize=(8.6, 7.4))
+    ax.grid(False)
+    im = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i, j in zip(*np.nonzero(counts)):
+        ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                color="white" if shares[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), class_names, rotation=40, ha="right")
+    ax.set_yticks(range(k), class_names)
+    ax.set(xlabel="predicted class", ylabel="actual class")
+    accuracy = np.trace(counts) / max(counts.sum(), 1)
+    ax.set_title(f"{title}\n{counts.sum()} test images, accuracy {100 * accuracy:.2f} %", fontweight="bold")
+    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cbar.set_label("share of the actual class (numbers = counts)")
+    fig.tight_layout()
+    return save(fig, path)
 
 
 READING_COLORS = {"helps": "#1a9850", "no effect": "#4575b4", "hurts": "#d73027", "unresolved": "#808080",
@@ -231,65 +222,53 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
     rows = [r for r in rows if r["diff"] is not None]
     if not rows:
         return None
-    with plt.rc_context(STYLE):
-        height = 0.27 * len(rows) + 1.6
-        fig, ax = plt.subplots(figsize=(9.5, height))
-        y = np.arange(len(rows))[::-1]
-        ax.axvspan(-delta, delta, color="#4575b4", alpha=0.12, lw=0)
-        ax.axvline(0, color="black", lw=0.8)
-        for yi, r in zip(y, rows):
-            color = READING_COLORS.get(r["reading"], "black")
-            ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=color, lw=2)
-            ax.plot(r["diff"], yi, "o", color=color, ms=5)
-            if r.get("claim") is not None:
-                ax.plot(r["claim"], yi, "D", color="black", mfc="none", ms=6)
-        ax.set_yticks(y, [r["label"] for r in rows], fontsize=8)
-        ax.set_ylim(-0.7, len(rows) - 0.3)
-        ax.set_xlabel("Δ vs matched baseline (points; 95 % CI)")
-        ax.set_title(title)
-        ax.grid(axis="y", alpha=0)
-        handles = [Line2D([], [], color=c, lw=2, marker="o", label=k) for k, c in READING_COLORS.items()
-                   if any(r["reading"] == k for r in rows)]
-        handles += [Line2D([], [], ls="", marker="D", color="black", mfc="none", label="the write-up's Δ"),
-                    Patch(color="#4575b4", alpha=0.12, label=f"±{delta:g} pts: no effect band")]
-        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
-        fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
-        return save(fig, path)
+    height = 0.27 * len(rows) + 1.6
+    fig, ax = plt.subplots(figsize=(9.5, height))
+    y = np.arange(len(rows))[::-1]
+    ax.axvspan(-delta, delta, color="#4575b4", alpha=0.12, lw=0)
+    ax.axvline(0, color="black", lw=0.8)
+    for yi, r in zip(y, rows):
+        color = READING_COLORS.get(r["reading"], "black")
+        ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=color, lw=2)
+        ax.plot(r["diff"], yi, "o", color=color, ms=5)
+        if r.get("claim") is not None:
+            ax.plot(r["claim"], yi, "D", color="black", mfc="none", ms=6)
+    ax.set_yticks(y, [r["label"] for r in rows], fontsize=8)
+    ax.set(ylim=(-0.7, len(rows) - 0.3), xlabel="Δ vs matched baseline (points; 95 % CI)", title=title)
+    ax.grid(axis="y", alpha=0)
+    handles = [Line2D([], [], color=c, lw=2, marker="o", label=k) for k, c in READING_COLORS.items()
+               if any(r["reading"] == k for r in rows)]
+    handles += [Line2D([], [], ls="", marker="D", color="black", mfc="none", label="the write-up's Δ"),
+                Patch(color="#4575b4", alpha=0.12, label=f"±{delta:g} pts: no effect band")]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
+    return save(fig, path)
 
 
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
-
-
-def _sigmoid(z):
-    return 1 / (1 + np.exp(-z))
-
-
 ACTIVATIONS = {
-    "sigmoid": _sigmoid,
+    "sigmoid": expit,
     "tanh": np.tanh,
     "ReLU": lambda z: np.maximum(z, 0),
     "LeakyReLU (α=0.2)": lambda z: np.where(z > 0, z, 0.2 * z),
     "ELU (α=1)": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
     "SELU": lambda z: SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0))),
     "GELU": lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2))),
-    "Swish (SiLU)": lambda z: z * _sigmoid(z),
+    "Swish (SiLU)": lambda z: z * expit(z),
 }
 
 
 def activation_shapes(path: Path) -> Path:
     """The activation functions of experiment 4 (and exercise 8), computed with numpy on z in [-4, 4]."""
     z = np.linspace(-4, 4, 401)
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(2, 4, figsize=(13, 6.2), sharex=True, sharey=True)
-        for ax, (i, (name, fn)) in zip(axes.flat, enumerate(ACTIVATIONS.items())):
-            ax.axhline(0, color="grey", linewidth=0.8)
-            ax.axvline(0, color="grey", linewidth=0.8)
-            ax.plot(z, fn(z), color=COLORS[i % 10], linewidth=2.2)
-            ax.set_title(name)
-            ax.set_xlim(-4, 4)
-            ax.set_ylim(-2.2, 4.2)
-        for ax in axes[1]:
-            ax.set_xlabel("input z")
-        for ax in axes[:, 0]:
-            ax.set_ylabel("activation f(z)")
-        return save(fig, path, "Activation functions (computed with numpy)")
+    fig, axes = plt.subplots(2, 4, figsize=(13, 6.2), sharex=True, sharey=True)
+    for ax, (i, (name, fn)) in zip(axes.flat, enumerate(ACTIVATIONS.items())):
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.axvline(0, color="grey", linewidth=0.8)
+        ax.plot(z, fn(z), color=COLORS[i % 10], linewidth=2.2)
+        ax.set(title=name, xlim=(-4, 4), ylim=(-2.2, 4.2))
+    for ax in axes[1]:
+        ax.set_xlabel("input z")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("activation f(z)")
+    return save(fig, path, "Activation functions (computed with numpy)")

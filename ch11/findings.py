@@ -7,10 +7,6 @@ from ch11 import evidence as ev, verdicts as v
 from ch11.claims import Check, Claims, Comparison, Effect, Value
 
 
-def scale_of(metric: str) -> float:
-    return 100.0 if metric in ev.PERCENT_METRICS or metric == "logged_gap" else 1.0
-
-
 def difference(d: v.Difference | None) -> dict:
     """The numbers of one difference (None fields when it cannot be computed)."""
     if d is None:
@@ -28,7 +24,7 @@ def pair(runs: dict[str, ev.RunData], a: str, b: str, metric: str, host: dict, a
     """mean(a) - mean(b) of ``metric`` (``a_metric`` read on a) and what qualifies it: the rule, whether every
     run met the early-stopping criterion in most of its seeds (None for a metric read at the end of the first
     epoch, which the budget cannot change) and the counts, whether a run moved on a second host."""
-    scale = scale_of(metric)
+    scale = 100.0 if metric in ev.PERCENT_METRICS or metric == "logged_gap" else 1.0
     d = v.compare(runs[a].values(a_metric or metric, scale), runs[b].values(metric, scale))
     counts = [r.converged() for r in distinct(runs[a], runs[b])]
     return {"a": a, "b": b, "metric": metric, **difference(d), "rule": runs[a].rule,
@@ -74,14 +70,9 @@ def value_row(item: Value, runs: dict[str, ev.RunData], label: str) -> dict:
     interval = v.prediction_interval(vals)
     row = {"run": item.run, "label": label, "metric": item.metric, "unit": item.unit, "claimed": item.value,
            "tolerance": item.tolerance, "note": item.note, "ours": run.describe(item.metric, item.unit),
-           "interval": list(interval) if interval else None, "verdict": v.NOT_TESTED, "why": ""}
-    if not item.compare:
-        row["why"] = item.note or "shown, not tested"
-    elif why := not_lr_tested(item.requires_lr_change, runs):
-        row["why"] = why
-    else:
-        row["verdict"] = v.value_verdict(vals, item.value, item.tolerance)
-    return row
+           "interval": list(interval) if interval else None}
+    why = not_lr_tested(item.requires_lr_change, runs) if item.compare else item.note or "shown, not tested"
+    return {**row, "verdict": v.NOT_TESTED if why else v.value_verdict(vals, item.value, item.tolerance), "why": why}
 
 
 def not_lr_tested(run: str | None, runs: dict[str, ev.RunData]) -> str:

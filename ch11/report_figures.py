@@ -1,4 +1,4 @@
-"""The report's figures for one experiment (ch11/figures.py draws them) and the data of its DVC plot."""
+"""The report's figures (ch11/figures.py draws them), and the data of each experiment's DVC plot."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ch11 import evidence as ev, figures, paths
+from ch11.report_text import by_reading, interval, metric_suffix
 from ch11.stats import finite
 
 CLASS_NAMES = {
@@ -16,17 +17,27 @@ CLASS_NAMES = {
 }
 
 
-def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> list[str]:
+def draw(experiments: dict, found: dict, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> dict:
+    """Every figure of the report: experiment number -> its figures, "forest" -> the forest plot of the effects."""
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    drawn = {number: experiment_figures(number, exp, runs, dataset, fig_dir) for number, exp in experiments.items()}
+    rows = [{**r, "label": f"{r['label']}{metric_suffix(r)} [{interval(r, 1)}]"} for r in by_reading(found["effects"])]
+    if forest := figures.forest_plot(fig_dir / "effects_forest.png", "Each technique vs its matched baseline", rows,
+                                     found["delta"]):
+        drawn["forest"] = f"figures/{forest.name}"
+    return drawn
+
+
+def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> list[dict]:
+    """Draw the experiment's figures; each one drawn as {"kind", "file"} (ch11/report.md.j2 captions each kind)."""
     shown = [(runs[n], label) for n, label in exp.runs.items() if n in runs and n not in exp.separate]
     title = f"Exp. {number}: {exp.title}"
     out = []
 
-    def add(path, caption):
-        if path is not None:
-            out.extend([f"![{caption}](figures/{Path(path).name})", "", f"*{caption}*", ""])
-
-    def png(name: str) -> Path:
-        return fig_dir / f"exp{number:02d}_{name}.png"
+    def draw(kind: str, plot, *args) -> None:
+        """``plot`` (ch11/figures.py) draws exp<NN>_<kind>.png, or nothing when it has no data."""
+        if path := plot(fig_dir / f"exp{number:02d}_{kind}.png", *args):
+            out.append({"kind": kind, "file": path.name})
 
     metrics = list(dict.fromkeys(["test_accuracy", *(c.metric for c in exp.comparisons
                                                      if c.metric in ev.PERCENT_METRICS)]))
@@ -42,46 +53,33 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
             if metric == "test_accuracy" and mc:
                 bars.append({"label": f"{label} — MC dropout", "values": mc, "claimed": None})
         panels.append({"xlabel": f"{ev.metric_name(metric)} (%)", "bars": bars})
-    add(figures.variant_bars(png("accuracy"), f"{title} — by variant", panels),
-        "Per variant: bar = mean over the seeds that did not diverge, error bar = ±1 std, dots = seeds, "
-        "red diamond = the write-up's reported value.")
+    draw("accuracy", figures.variant_bars, f"{title} — by variant", panels)
     curves = [{"label": label, **c} for run, label in shown if (c := ev.per_epoch(run, "val_accuracy"))]
     write_curves(fig_dir.parent / "curves" / f"exp{number:02d}.csv", curves)
-    add(figures.learning_curves(png("learning_curves"), f"{title} — validation accuracy per epoch", curves),
-        "Validation accuracy per epoch: mean over the seeds with a finite value at that epoch (the legend "
-        "gives n, and where it changes), band = ±1 std.")
+    draw("learning_curves", figures.learning_curves, f"{title} — validation accuracy per epoch", curves)
     for fig in exp.figures:
         if fig == "layers":
             series = [s for s in layer_series(shown) if s["after"]]
-            add(figures.layer_diagnostics(png("layer_diagnostics"), "Per-layer kernel gradient norm and activation std",
-                                          series),
-                "Per-layer kernel gradient norm and output std on a fixed batch of 1,024 training images, at "
-                "initialisation and after training (mean over seeds with a finite value, log scale). Inference "
-                "mode: at initialisation BatchNorm's moving statistics are still mean 0 / variance 1, so BN does "
-                "not normalise in the at-init panels.")
+            draw("layer_diagnostics", figures.layer_diagnostics, "Per-layer kernel gradient norm and activation std",
+                 series)
         elif fig == "variance":
             series = [{**s, "weight_var": s["init"]["weight_var"], "theory_var": s["init"]["theory_var"],
                        "weight_var_after": s["after"]["weight_var"] if s["after"] else None}
                       for s in layer_series(shown)]
-            add(figures.init_variance(png("init_variance"),
-                                      "Initialisation: kernel variance vs each layer's own theory", series),
-                "Kernel variance per layer against the theory of that layer's own initializer (hidden layers: "
-                "the run's; output layer: Keras' Glorot-uniform default), mean over seeds, log scale.")
+            draw("init_variance", figures.init_variance, "Initialisation: kernel variance vs each layer's own theory",
+                 series)
         elif fig == "learning_rates":
             first = [(label, next(iter(run.histories.values()))) for run, label in shown if run.histories]
             lr = [{"label": label, "epochs": np.arange(1, len(h) + 1), "lr": h["learning_rate"].to_numpy(dtype=float)}
                   for label, h in first]
-            add(figures.learning_rates(png("learning_rates"), "Learning rate each schedule used (first seed)", lr),
-                "Learning rate per epoch as logged in each run's first seed (log scale).")
+            draw("learning_rates", figures.learning_rates, "Learning rate each schedule used (first seed)", lr)
         elif fig == "activations":
-            add(figures.activation_shapes(fig_dir / "activation_functions.png"),
-                "Shapes of the activation functions compared (computed with numpy).")
+            path = figures.activation_shapes(fig_dir / "activation_functions.png")  # shared by experiments
+            out.append({"kind": "activation_functions", "file": path.name})
         elif isinstance(fig, dict) and fig["confusion"] in runs:
             table = pd.read_csv(paths.confusion(dataset, fig["confusion"]))
-            add(figures.confusion_heatmap(png("confusion"), f"Confusion matrix: {exp.runs[fig['confusion']]} "
-                                          "(first seed)", table["actual"], table["predicted"], CLASS_NAMES[dataset]),
-                "Confusion matrix on the test set, first seed that did not diverge (colour = share of the "
-                "actual class).")
+            draw("confusion", figures.confusion_heatmap, f"Confusion matrix: {exp.runs[fig['confusion']]} (first seed)",
+                 table["actual"], table["predicted"], CLASS_NAMES[dataset])
     return out
 
 

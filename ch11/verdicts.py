@@ -1,6 +1,6 @@
 """Verdict rules: how our per-seed numbers answer a question (pure functions; scipy/statsmodels tests). Each
 rule is in its function's docstring, and in words for the reader in the report (the effects table's legend,
-ch11/report_text.py's HOW_TO_READ). not tested: the data cannot test it (fewer than 2 seeds with a value, a
+ch11/report.md.j2's "How to read"). not tested: the data cannot test it (fewer than 2 seeds with a value, a
 schedule that never acted)."""
 from __future__ import annotations
 

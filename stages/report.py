@@ -2,18 +2,19 @@
 
 Usage: python -m stages.report <dataset>
 The numbers: ch11/findings.py; effects.json is a DVC metric (`dvc metrics diff` shows how each effect moved).
-The figures: ch11/report_figures.py; results.md: ch11/report_text.py. Written atomically. No Keras.
+The figures: ch11/report_figures.py; results.md: ch11/report_text.py and ch11/report.md.j2. Written atomically.
+No Keras.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ch11 import atomic, claims as claims_mod, evidence as ev, figures, paths, params as params_mod
+from ch11 import atomic, claims as claims_mod, evidence as ev, paths, params as params_mod
 from ch11.errors import PipelineError, run_main
 from ch11.findings import findings
-from ch11.report_figures import experiment_figures
-from ch11.report_text import by_reading, interval, metric_suffix, render
+from ch11.report_figures import draw
+from ch11.report_text import render
 from ch11.stats import runs_of
 
 
@@ -70,15 +71,7 @@ def build_report(params, dataset: str, out_dir: Path) -> dict:
         print(f"report {dataset}: claims.yaml names runs that params.yaml does not define (skipped): "
               f"{', '.join(unknown)}")
     found = findings(claims, dataset, runs, read_host_check(dataset))
-    fig_dir = out_dir / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    drawn = {number: experiment_figures(number, exp, runs, dataset, fig_dir)
-             for number, exp in claims.of(dataset).items()}
-    rows = [{**r, "label": f"{r['label']}{metric_suffix(r)} [{interval(r, 1)}]"} for r in by_reading(found["effects"])]
-    forest = figures.forest_plot(fig_dir / "effects_forest.png", "Each technique vs its matched baseline", rows,
-                                 found["delta"])
-    if forest:
-        drawn["forest"] = f"figures/{forest.name}"
+    drawn = draw(claims.of(dataset), found, runs, dataset, out_dir / "figures")
     (out_dir / "results.md").write_text(render(params, dataset, found, claims, runs, read_summary(dataset, runs),
                                                drawn), encoding="utf-8")
     return found
