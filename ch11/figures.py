@@ -19,9 +19,9 @@ from ch11.stats import summarize  # noqa: E402
 
 DPI = 110
 COLORS = plt.get_cmap("tab10").colors
-# Every figure's style (this module draws only the report's figures)
-plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
-                     "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False})
+# Every figure's style, applied per drawing function (@plt.rc_context): matplotlib's global settings untouched
+STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9, "axes.grid": True,
+         "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
 SEED_NOTE = "bar = mean over seeds, error bar = ±1 std (sample, ddof=1), dots = individual seeds"
 
 
@@ -49,6 +49,7 @@ def save(fig, path: Path, title: str | None = None) -> Path:
     return path
 
 
+@plt.rc_context(STYLE)
 def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
     """Horizontal bars, one panel per metric. panel: {"xlabel": str, "bars": [{"label", "values" (per seed,
     already in display units), "claimed" (the write-up's number or None)}]}. Bars without values are left out."""
@@ -99,6 +100,7 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
     return save(fig, path)
 
 
+@plt.rc_context(STYLE)
 def learning_curves(path: Path, title: str, curves: list[dict]) -> Path | None:
     """curves: [{"label", "epochs", "mean", "std", "n_note"}]: mean over seeds per epoch (1-based), with a
     ±1 std band where at least two seeds reached that epoch."""
@@ -119,6 +121,7 @@ def learning_curves(path: Path, title: str, curves: list[dict]) -> Path | None:
                             "validation accuracy (%)\nline = mean over seeds, band = ±1 std")
 
 
+@plt.rc_context(STYLE)
 def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None:
     """2 x 2 grid (gradient norm, activation std) x (at init, after training), log scale, one line per run.
     series: [{"label", "layers", "tick_labels", "init": {"grad_norm", "activation_std"}, "after": {...}}]
@@ -151,6 +154,7 @@ def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None
     return save(fig, path, title)
 
 
+@plt.rc_context(STYLE)
 def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
     """One panel per initializer: empirical kernel variance per layer (at init, after training) against the
     theoretical value. series: [{"label", "layers", "tick_labels", "weight_var", "weight_var_after",
@@ -172,6 +176,7 @@ def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
     return save(fig, path, title)
 
 
+@plt.rc_context(STYLE)
 def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
     """The learning rate each schedule actually used per epoch (from the history). curves: [{"label",
     "epochs", "lr"}]."""
@@ -187,6 +192,7 @@ def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
     return _save_epoch_plot(fig, ax, curves, path, title, "learning rate at the end of the epoch\n(log scale)")
 
 
+@plt.rc_context(STYLE)
 def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: list[str]) -> Path | None:
     """Counts of (actual, predicted) class indices; colour = share of the actual class (row-normalised)."""
     if not len(actual):
@@ -215,6 +221,7 @@ READING_COLORS = {"helps": "#1a9850", "no effect": "#4575b4", "hurts": "#d73027"
                   "diverges": "#7b3294"}
 
 
+@plt.rc_context(STYLE)
 def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path | None:
     """Effects with their 95 % CI, one line each, top to bottom in ``rows`` order. row: {"label", "diff",
     "ci_low", "ci_high", "reading", "claim" (the write-up's Δ or None)}; rows without a difference are left
@@ -258,6 +265,7 @@ ACTIVATIONS = {
 }
 
 
+@plt.rc_context(STYLE)
 def activation_shapes(path: Path) -> Path:
     """The activation functions of experiment 4 (and exercise 8), computed with numpy on z in [-4, 4]."""
     z = np.linspace(-4, 4, 401)

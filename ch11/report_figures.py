@@ -34,7 +34,7 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
     title = f"Exp. {number}: {exp.title}"
     out = []
 
-    def draw(kind: str, plot, *args) -> None:
+    def add(kind: str, plot, *args) -> None:
         """``plot`` (ch11/figures.py) draws exp<NN>_<kind>.png, or nothing when it has no data."""
         if path := plot(fig_dir / f"exp{number:02d}_{kind}.png", *args):
             out.append({"kind": kind, "file": path.name})
@@ -53,32 +53,32 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
             if metric == "test_accuracy" and mc:
                 bars.append({"label": f"{label} — MC dropout", "values": mc, "claimed": None})
         panels.append({"xlabel": f"{ev.metric_name(metric)} (%)", "bars": bars})
-    draw("accuracy", figures.variant_bars, f"{title} — by variant", panels)
+    add("accuracy", figures.variant_bars, f"{title} — by variant", panels)
     curves = [{"label": label, **c} for run, label in shown if (c := ev.per_epoch(run, "val_accuracy"))]
     write_curves(fig_dir.parent / "curves" / f"exp{number:02d}.csv", curves)
-    draw("learning_curves", figures.learning_curves, f"{title} — validation accuracy per epoch", curves)
+    add("learning_curves", figures.learning_curves, f"{title} — validation accuracy per epoch", curves)
     for fig in exp.figures:
         if fig == "layers":
             series = [s for s in layer_series(shown) if s["after"]]
-            draw("layer_diagnostics", figures.layer_diagnostics, "Per-layer kernel gradient norm and activation std",
+            add("layer_diagnostics", figures.layer_diagnostics, "Per-layer kernel gradient norm and activation std",
                  series)
         elif fig == "variance":
             series = [{**s, "weight_var": s["init"]["weight_var"], "theory_var": s["init"]["theory_var"],
                        "weight_var_after": s["after"]["weight_var"] if s["after"] else None}
                       for s in layer_series(shown)]
-            draw("init_variance", figures.init_variance, "Initialisation: kernel variance vs each layer's own theory",
+            add("init_variance", figures.init_variance, "Initialisation: kernel variance vs each layer's own theory",
                  series)
         elif fig == "learning_rates":
             first = [(label, next(iter(run.histories.values()))) for run, label in shown if run.histories]
             lr = [{"label": label, "epochs": np.arange(1, len(h) + 1), "lr": h["learning_rate"].to_numpy(dtype=float)}
                   for label, h in first]
-            draw("learning_rates", figures.learning_rates, "Learning rate each schedule used (first seed)", lr)
+            add("learning_rates", figures.learning_rates, "Learning rate each schedule used (first seed)", lr)
         elif fig == "activations":
             path = figures.activation_shapes(fig_dir / "activation_functions.png")  # shared by experiments
             out.append({"kind": "activation_functions", "file": path.name})
         elif isinstance(fig, dict) and fig["confusion"] in runs:
             table = pd.read_csv(paths.confusion(dataset, fig["confusion"]))
-            draw("confusion", figures.confusion_heatmap, f"Confusion matrix: {exp.runs[fig['confusion']]} (first seed)",
+            add("confusion", figures.confusion_heatmap, f"Confusion matrix: {exp.runs[fig['confusion']]} (first seed)",
                  table["actual"], table["predicted"], CLASS_NAMES[dataset])
     return out
 

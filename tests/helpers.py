@@ -21,10 +21,15 @@ BIN = Path(sys.executable).parent
 resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
 
 
+def digest(path: Path) -> str:
+    """A file's SHA-256: compare these, never file bytes (with ``CI`` set, a failing comparison of two large
+    unlike ``bytes`` makes pytest run difflib over them for hours)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def digests(files, base: Path) -> dict[str, str]:
-    """SHA-256 of each file by its path under ``base``: compare these, never the bytes (on a mismatch pytest
-    diffs two dicts of multi-MB ``bytes`` with difflib, which runs for hours; digests name the files at once)."""
-    return {Path(p).relative_to(base).as_posix(): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in files}
+    """``digest`` of each file by its path under ``base`` (a mismatch names the files)."""
+    return {Path(p).relative_to(base).as_posix(): digest(p) for p in files}
 
 
 def child_env(**extra: str) -> dict[str, str]:

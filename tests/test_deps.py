@@ -1,5 +1,6 @@
-"""dvc.yaml tells the truth: every project module a stage's command imports (transitively) is among its deps,
-and every file dep exists, so editing any code a stage runs re-runs that stage."""
+"""dvc.yaml tells the truth: every project module a stage's command imports (transitively), and every file
+such a module reads beside it, is among its deps, and every file dep exists, so editing any code a stage runs
+re-runs that stage."""
 from __future__ import annotations
 
 import ast
@@ -14,6 +15,8 @@ from tests.helpers import PROJECT_ROOT, dvc, git
 
 # Modules that cannot change any output, with the reason (listing them would re-run every stage for nothing)
 EXEMPT = {"ch11/errors.py": "error texts and the exit of a failure or a Ctrl-C: no output changes"}
+# Files a module reads from beside itself (Path(__file__)): a stage importing the module depends on them too
+READS = {"ch11/claims.py": ["ch11/claims.yaml"], "ch11/report_text.py": ["ch11/report.md.j2"]}
 
 
 def module_file(name: str, root: Path) -> Path | None:
@@ -51,11 +54,12 @@ def stage_groups(root: Path) -> dict[str, dict]:
 
 
 def missing_deps(root: Path) -> dict[str, list[str]]:
-    """Per stage group: imported project modules absent from its deps."""
+    """Per stage group: imported project modules, and the files they read (READS), absent from its deps."""
     out = {}
     for name, stage in stage_groups(root).items():
         module = re.search(r"python -m (stages\.\w+)", stage["cmd"]).group(1)
-        needed = closure(module_file(module, root), root) - set(EXEMPT)
+        modules = closure(module_file(module, root), root)
+        needed = (modules | {f for m in modules for f in READS.get(m, [])}) - set(EXEMPT)
         missing = sorted(needed - set(stage.get("deps", [])))
         if missing:
             out[name] = missing
@@ -73,6 +77,13 @@ def test_every_file_dependency_exists():
     assert {k: v for k, v in absent.items() if v} == {}
     for exempt in EXEMPT:
         assert (PROJECT_ROOT / exempt).exists(), f"{exempt} is exempt but no longer exists: drop it from EXEMPT"
+    readers = {f"{folder}/{p.name}" for folder in ("ch11", "stages", "flows")   # READS stays true
+               for p in (PROJECT_ROOT / folder).glob("*.py")
+               if "Path(__file__).resolve().parent /" in p.read_text(encoding="utf-8")}
+    assert readers == set(READS), "a module reads a file beside it: list it in READS"
+    for module, files in READS.items():
+        source = (PROJECT_ROOT / module).read_text(encoding="utf-8")
+        assert all(Path(f).name in source for f in files), f"{module} no longer reads {files}: update READS"
 
 
 def test_the_check_catches_a_new_import(tmp_path):
@@ -85,6 +96,10 @@ def test_the_check_catches_a_new_import(tmp_path):
     aggregate = tmp_path / "stages" / "aggregate.py"
     aggregate.write_text("from ch11 import figures\n" + aggregate.read_text(encoding="utf-8"), encoding="utf-8")
     assert missing_deps(tmp_path) == {"aggregate": ["ch11/figures.py"]}
+    dvc_yaml = tmp_path / "dvc.yaml"   # and a file a module reads, dropped from the deps
+    dvc_yaml.write_text(dvc_yaml.read_text(encoding="utf-8").replace("        - ch11/report.md.j2\n", ""),
+                        encoding="utf-8")
+    assert missing_deps(tmp_path)["report"] == ["ch11/report.md.j2"]
 
 
 def test_a_fresh_clone_plans_no_stage_with_allow_missing(tmp_path):
