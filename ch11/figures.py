@@ -157,17 +157,17 @@ def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None
 @plt.rc_context(STYLE)
 def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
     """One panel per initializer: empirical kernel variance per layer (at init, after training) against the
-    theoretical value. series: [{"label", "layers", "tick_labels", "weight_var", "weight_var_after",
-    "theory_var"}] (means over seeds)."""
+    theoretical value. series: [{"label", "layers", "tick_labels", "init": {"weight_var", "theory_var"}, "after":
+    {"weight_var"} or None}] (means over seeds)."""
     if not series:
         return None
     fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series) + 0.6, 4.6), squeeze=False, sharey=True)
     for ax, s in zip(axes[0], series):
-        ax.plot(s["layers"], s["theory_var"], "--", color="black", linewidth=1.5, marker="x",
+        ax.plot(s["layers"], s["init"]["theory_var"], "--", color="black", linewidth=1.5, marker="x",
                 markersize=8, label="theory")
-        ax.plot(s["layers"], s["weight_var"], "o", color=COLORS[0], markersize=8, label="empirical, at init")
-        if s.get("weight_var_after") is not None:
-            ax.plot(s["layers"], s["weight_var_after"], "s", color=COLORS[1], markersize=7,
+        ax.plot(s["layers"], s["init"]["weight_var"], "o", color=COLORS[0], markersize=8, label="empirical, at init")
+        if s["after"]:
+            ax.plot(s["layers"], s["after"]["weight_var"], "s", color=COLORS[1], markersize=7,
                     markerfacecolor="none", markeredgewidth=1.5, label="empirical, after training")
         ax.set(yscale="log", xlabel="Dense layer (fan_in → fan_out)", title=s["label"])
         ax.set_xticks(s["layers"], s["tick_labels"], fontsize=8)

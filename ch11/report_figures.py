@@ -63,11 +63,8 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
             add("layer_diagnostics", figures.layer_diagnostics, "Per-layer kernel gradient norm and activation std",
                  series)
         elif fig == "variance":
-            series = [{**s, "weight_var": s["init"]["weight_var"], "theory_var": s["init"]["theory_var"],
-                       "weight_var_after": s["after"]["weight_var"] if s["after"] else None}
-                      for s in layer_series(shown)]
             add("init_variance", figures.init_variance, "Initialisation: kernel variance vs each layer's own theory",
-                 series)
+                 layer_series(shown))
         elif fig == "learning_rates":
             first = [(label, next(iter(run.histories.values()))) for run, label in shown if run.histories]
             lr = [{"label": label, "epochs": np.arange(1, len(h) + 1), "lr": h["learning_rate"].to_numpy(dtype=float)}

@@ -14,9 +14,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# The flow tests: two tiny runs, one seed, smoke limits, up to aggregate@ (download, validate, 2 x train, 2 x
+# evaluate); at least as many commands at once as cores, so each command trains one seed at a time
+FLOW_RUNS = ["baseline", "e04_elu"]
+FLOW_TARGETS = ["aggregate@fashion_mnist"]
+FLOW_CONCURRENCY = max(2, len(os.sched_getaffinity(0)))
 # Stack dumps without core files: a child writing gigabytes of core after SIGABRT would stall abort()
 resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
 
@@ -83,3 +89,8 @@ def dvc(root: Path, *args: str, check: bool = True, **kwargs) -> subprocess.Comp
 def git(root: Path, *args: str) -> str:
     return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], root,
                check=True).stdout
+
+
+def dvc_lock(root: Path) -> dict:
+    """The stages of ``root``'s dvc.lock."""
+    return yaml.safe_load((root / "dvc.lock").read_text())["stages"]

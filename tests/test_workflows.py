@@ -1,5 +1,5 @@
 """The CI workflows pass actionlint (pinned in requirements.lock): a deprecated action runtime or a broken
-expression fails here, not on GitHub."""
+expression fails here, not on GitHub. The scheduled workflow's cron is the deployment's default."""
 from __future__ import annotations
 
 import shutil
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 ACTIONLINT = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
@@ -32,3 +33,28 @@ def test_actionlint_flags_a_node20_action(actionlint, tmp_path):
     bad.write_text("on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n")
     done = subprocess.run([actionlint, str(bad)], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "node20" in done.stdout
+
+
+def test_the_deployment_defaults_to_the_workflows_cron(tmp_path):
+    from flows import deploy
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "scheduled.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
+    cron = triggers["schedule"][0]["cron"]
+    assert len(cron.split()) == 5 and "workflow_dispatch" in triggers
+    assert deploy.DEFAULT_CRON == cron
+    assert [s.schedule.cron for s in deploy.build_deployment().schedules] == [cron]
+    other = tmp_path / "scheduled.yml"   # the cron is read from the workflow, not written twice
+    other.write_text((REPO / ".github" / "workflows" / "scheduled.yml").read_text().replace(cron, "15 4 * * 3"))
+    assert deploy.workflow_cron(other) == "15 4 * * 3"
+    steps = workflow["jobs"]["pipeline"]["steps"]
+    assert steps[0]["uses"].startswith("actions/checkout") and steps[0]["with"]["fetch-depth"] == 0
+    script = "\n".join(step.get("run", "") for step in steps)
+    for needed in ("dataset-fashion-mnist", "make setup", "-m flows.pipeline", "dvc metrics diff",
+                   "--md", "GITHUB_STEP_SUMMARY"):
+        assert needed in script, needed
+
+    deployment = deploy.build_deployment(cron, concurrency=2)
+    assert deployment.name == "scheduled"
+    assert deployment.parameters == {"concurrency": 2}
+    assert deployment.entrypoint.endswith("flows/pipeline.py:ch11_pipeline")
