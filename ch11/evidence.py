@@ -1,5 +1,5 @@
-"""One run's per-seed results as the report reads them (eval metrics, histories, probes, timing), and how to
-format them. numpy/pandas only, no files written."""
+"""One run's per-seed results as the report reads them (eval metrics, histories, probes, timing), and how both
+renderers (the markdown, the figures) format them and order the effects. numpy/pandas only, no files written."""
 from __future__ import annotations
 
 import json
@@ -24,10 +24,31 @@ METRIC_NAMES = {"test_accuracy": "test accuracy", "best_val_accuracy": "best val
 SCALE = {"percent": 100.0, "points": 100.0, "epochs": 1.0, "minutes": 1 / 60}
 SUFFIX = {"percent": " %", "points": " pts", "epochs": " epochs", "minutes": " min"}
 DECIMALS = {"percent": 2, "points": 2, "epochs": 1, "minutes": 2}
+HOST_MARK = "†"   # a row resting on a run that moved on a second host
+READING_ORDER = v.READINGS + (v.NOT_TESTED,)
 
 
 def metric_name(metric: str) -> str:
     return METRIC_NAMES.get(metric, metric.replace("_", " "))
+
+
+def interval(row: dict, decimals: int = 2) -> str:
+    """A difference and its CI, '+1.23 [+0.50, +1.96]', marked when a run of it moved on a second host."""
+    if row["diff"] is None:
+        return "—"
+    return (f"{row['diff']:+.{decimals}f} [{row['ci_low']:+.{decimals}f}, {row['ci_high']:+.{decimals}f}]"
+            + (f" {HOST_MARK}" if row.get("host_moved") else ""))
+
+
+def metric_suffix(row: dict) -> str:
+    metric = row.get("a_metric") or row["metric"]
+    return "" if metric in ("test_accuracy", "mc_test_accuracy") else f" — {metric_name(row['metric'])}"
+
+
+def by_reading(effects: list[dict]) -> list[dict]:
+    """The effects in reading order (helps, no effect, hurts, unresolved, diverges), largest Δ first."""
+    return sorted(effects, key=lambda r: (READING_ORDER.index(r["reading"]),
+                                          -(r["diff"] if r["diff"] is not None else 0)))
 
 
 @dataclass

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ch11 import evidence as ev, figures, paths
-from ch11.report_text import by_reading, interval, metric_suffix
+from ch11.evidence import by_reading, interval, metric_suffix
 from ch11.stats import finite
 
 CLASS_NAMES = {

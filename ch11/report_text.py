@@ -10,13 +10,12 @@ from pathlib import Path
 import jinja2
 
 from ch11 import evidence as ev, verdicts as v
+from ch11.evidence import HOST_MARK, READING_ORDER, by_reading, interval, metric_suffix
 from ch11.findings import percent
 from ch11.stats import summarize
 
 TEMPLATE = Path(__file__).resolve().parent / "report.md.j2"
 DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
-HOST_MARK = "†"
-READING_ORDER = v.READINGS + (v.NOT_TESTED,)
 SUMMARY_COLUMNS = [  # metric, column title, unit
     ("test_accuracy", "test acc (%)", "percent"), ("mc_test_accuracy", "MC-dropout test acc (%)", "percent"),
     ("best_val_accuracy", "best val acc (%)", "percent"), ("best_epoch", "best epoch", "epochs"),
@@ -30,26 +29,8 @@ def tally(rows: list[dict], key: str, order) -> str:
     return ", ".join(f"{counts[x]} {x}" for x in order if counts[x])
 
 
-def interval(row: dict, decimals: int = 2) -> str:
-    if row["diff"] is None:
-        return "—"
-    return (f"{row['diff']:+.{decimals}f} [{row['ci_low']:+.{decimals}f}, {row['ci_high']:+.{decimals}f}]"
-            + (f" {HOST_MARK}" if row.get("host_moved") else ""))
-
-
 def p_cell(p: float | None) -> str:
     return "—" if p is None else f"{p:.2g}"
-
-
-def metric_suffix(row: dict) -> str:
-    metric = row.get("a_metric") or row["metric"]
-    return "" if metric in ("test_accuracy", "mc_test_accuracy") else f" — {ev.metric_name(row['metric'])}"
-
-
-def by_reading(effects: list[dict]) -> list[dict]:
-    """The effects in reading order (helps, no effect, hurts, unresolved, diverges), largest Δ first."""
-    return sorted(effects, key=lambda r: (READING_ORDER.index(r["reading"]),
-                                          -(r["diff"] if r["diff"] is not None else 0)))
 
 
 def converged_cell(converged: bool | None) -> str:
