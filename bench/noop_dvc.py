@@ -5,7 +5,7 @@ Usage: python bench/noop_dvc.py [--base 001b748] [--repeat 3]
 
 The older revision is checked out with `git worktree` into a temporary folder; its outputs are absent there,
 so DVC parses the same files (dvc.yaml, params.yaml, dvc.lock) and hashes what exists. Here, run it with
-the study recorded (after `make repro`) for the number the README states. Prints the best of --repeat runs.
+the study recorded (after `make repro`) for the number docs/performance.md states. Prints the best of --repeat runs.
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def draw(experiments: dict, found: dict, runs: dict[str, ev.RunData], dataset: s
 
 def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> list[dict]:
     """Draw the experiment's figures; each one drawn as {"kind", "file"} (ch11/report.md.j2 captions each kind)."""
-    shown = [(runs[n], label) for n, label in exp.runs.items() if n in runs and n not in exp.separate]
+    shown = shown_runs(exp, runs)
     title = f"Exp. {number}: {exp.title}"
     out = []
 
@@ -54,9 +54,8 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
                 bars.append({"label": f"{label} — MC dropout", "values": mc, "claimed": None})
         panels.append({"xlabel": f"{ev.metric_name(metric)} (%)", "bars": bars})
     add("accuracy", figures.variant_bars, f"{title} — by variant", panels)
-    curves = [{"label": label, **c} for run, label in shown if (c := ev.per_epoch(run, "val_accuracy"))]
-    write_curves(fig_dir.parent / "curves" / f"exp{number:02d}.csv", curves)
-    add("learning_curves", figures.learning_curves, f"{title} — validation accuracy per epoch", curves)
+    add("learning_curves", figures.learning_curves, f"{title} — validation accuracy per epoch",
+        mean_curves(exp, runs))
     for fig in exp.figures:
         if fig == "layers":
             series = [s for s in layer_series(shown) if s["after"]]
@@ -80,14 +79,15 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
     return out
 
 
-def write_curves(path: Path, curves: list[dict]) -> None:
-    """The experiment's mean validation curves, one row per (run, epoch): the data of its DVC plot."""
-    if not curves:
-        return
-    frame = pd.concat([pd.DataFrame({"epoch": c["epochs"], "run": c["label"], "val_accuracy": c["mean"].round(3),
-                                     "seeds": c["counts"]}) for c in curves])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.dropna(subset=["val_accuracy"]).to_csv(path, index=False)
+def shown_runs(exp, runs: dict[str, ev.RunData]) -> list[tuple[ev.RunData, str]]:
+    """The experiment's runs present, with their labels (those it shows apart left out)."""
+    return [(runs[n], label) for n, label in exp.runs.items() if n in runs and n not in exp.separate]
+
+
+def mean_curves(exp, runs: dict[str, ev.RunData]) -> list[dict]:
+    """Each shown run's validation accuracy per epoch, mean over seeds: the learning-curve figure's data and,
+    written by the report stage, its DVC plot's."""
+    return [{"label": label, **c} for run, label in shown_runs(exp, runs) if (c := ev.per_epoch(run, "val_accuracy"))]
 
 
 def layer_series(shown: list[tuple[ev.RunData, str]]) -> list[dict]:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from prefect import serve
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.pipeline import ch11_pipeline
@@ -59,9 +60,11 @@ def parameters(targets: list[str] | None = None, concurrency: int | None = None,
     return {key: value for key, value in given.items() if value is not None}
 
 
-def build_deployment(cron: str = DEFAULT_CRON, **params):
-    """The RunnerDeployment that :func:`main` serves, built without any API call (used by the tests)."""
-    return ch11_pipeline.to_deployment(name=DEPLOYMENT, cron=cron, parameters=parameters(**params),
+def build_deployment(cron: str = DEFAULT_CRON, interval: float | None = None, **params):
+    """The RunnerDeployment that :func:`main` serves (on ``cron``, or every ``interval`` s), built without any
+    API call."""
+    schedule = {"interval": interval} if interval else {"cron": cron}
+    return ch11_pipeline.to_deployment(name=DEPLOYMENT, **schedule, parameters=parameters(**params),
                                        description=DESCRIPTION, tags=TAGS)
 
 
@@ -105,12 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, help="commands at once (default: GPUs, else CPU cores)")
     parser.add_argument("--dask-address", help="run commands on this existing Dask scheduler")
     args = parser.parse_args(argv)
-    schedule = {"interval": args.interval} if args.interval else {"cron": args.cron}
+    deployment = build_deployment(args.cron, args.interval, targets=args.targets, concurrency=args.concurrency,
+                                  dask_address=args.dask_address, project_dir=args.project_dir)
     with api_server(args.port):
-        ch11_pipeline.serve(name=DEPLOYMENT, **schedule, pause_on_shutdown=False, limit=1,
-                            parameters=parameters(args.targets, args.concurrency, args.dask_address,
-                                                  args.project_dir),
-                            description=DESCRIPTION, tags=TAGS)
+        serve(deployment, pause_on_shutdown=False, limit=1)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Everything about the pipeline comes from DVC itself (dvc.yaml, dvc.lock, params.yaml); nothing here lists stages:
 
-* plan: the targets (stage names such as ``train@e04_relu-1``, group names such as ``train``, or fnmatch
+* plan: the targets (stage names such as ``train@e04_elu``, group names such as ``train``, or fnmatch
   globs such as ``train@e04_*``; default: every stage) plus all their upstream stages, taken from
   ``Repo.index.graph`` in `dvc repro`'s order (frozen stages cut off from their upstream, as there);
 * a stage is looked at when all its upstream stages are done, and goes ahead only if DVC finds it changed
@@ -87,8 +87,8 @@ from flows.host import cpu_cores, visible_gpus, workers_per_command  # noqa: E40
 from flows.scheduler import Scheduler, StageFailed, stop_commands, widest_level  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# Trainings per GPU. Measured by the team on one H200 with Keras-JAX (shared/README.md): 8 production-MLP
-# trainings at once ran at 2.2-2.9 s/epoch each vs 1.4 s alone, ~4.7x the throughput of one.
+# Trainings per GPU. Measured by the team on one H200 with Keras-JAX (team notes, outside this repository):
+# 8 production-MLP trainings at once ran at 2.2-2.9 s/epoch each vs 1.4 s alone, ~4.7x the throughput of one.
 PER_GPU = 8
 GRACE_S = 8    # after SIGINT/SIGTERM: time for the stopped commands' flow bookkeeping before a hard exit
 

@@ -12,7 +12,7 @@ old behaviour, a key moved), checked on a sample as below.
 
 Only for changes that leave outputs byte-identical (a dependency listed that was imported all along, a
 refactor), and only after a sample of the affected stages has been re-run and reproduced the recorded
-output hashes (docs/extending.md, "Changing code without retraining").
+output hashes (docs/extending.md, section 3).
 """
 from __future__ import annotations
 

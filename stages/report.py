@@ -2,7 +2,8 @@
 
 Usage: python -m stages.report <dataset>
 The numbers: ch11/findings.py; effects.json is a DVC metric (`dvc metrics diff` shows how each effect moved).
-The figures: ch11/report_figures.py; results.md: ch11/report_text.py and ch11/report.md.j2. Written atomically.
+The figures: ch11/report_figures.py; results.md: ch11/report_text.py and ch11/report.md.j2; curves/: each
+experiment's mean validation curves, the data of its DVC plot. Written atomically.
 No Keras.
 """
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from ch11 import atomic, claims as claims_mod, evidence as ev, paths, params as params_mod
 from ch11.errors import PipelineError, run_main
 from ch11.findings import findings
-from ch11.report_figures import draw
+from ch11.report_figures import draw, mean_curves
 from ch11.report_text import render
 from ch11.stats import runs_of
 
@@ -60,6 +63,16 @@ def effects_metrics(found: dict) -> dict:
             "claims": {key(r): {**{f: r[f] for f in fields}, "verdict": r["verdict"]} for r in found["comparisons"]}}
 
 
+def write_curves(path: Path, curves: list[dict]) -> None:
+    """The experiment's mean validation curves, one row per (run, epoch): the data of its DVC plot."""
+    if not curves:
+        return
+    frame = pd.concat([pd.DataFrame({"epoch": c["epochs"], "run": c["label"], "val_accuracy": c["mean"].round(3),
+                                     "seeds": c["counts"]}) for c in curves])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.dropna(subset=["val_accuracy"]).to_csv(path, index=False)
+
+
 def build_report(params, dataset: str, out_dir: Path) -> dict:
     names = runs_of(params, dataset)
     if not names:
@@ -72,6 +85,8 @@ def build_report(params, dataset: str, out_dir: Path) -> dict:
               f"{', '.join(unknown)}")
     found = findings(claims, dataset, runs, read_host_check(dataset))
     drawn = draw(claims.of(dataset), found, runs, dataset, out_dir / "figures")
+    for number, exp in claims.of(dataset).items():
+        write_curves(out_dir / "curves" / f"exp{number:02d}.csv", mean_curves(exp, runs))
     (out_dir / "results.md").write_text(render(params, dataset, found, claims, runs, read_summary(dataset, runs),
                                                drawn), encoding="utf-8")
     return found

@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ch11.datasets import CIFAR_ARCHIVE, CIFAR_TEST_BATCH, CIFAR_TRAIN_BATCHES
 from ch11.sources import DEBIAN_FASHION_MNIST
@@ -55,6 +56,8 @@ def write_idx_gz(path: Path, array: np.ndarray) -> Path:
 
 
 FASHION_MNIST_DIR = DEBIAN_FASHION_MNIST  # Debian's dataset-fashion-mnist (see .ci/run)
+NO_DATA = "Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist (make setup does, where it can)"
+needs_fashion_mnist = pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason=NO_DATA)
 
 
 def fashion_project(root: Path, params_text: str | None = None) -> Path:

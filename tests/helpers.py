@@ -6,7 +6,9 @@ process in it prints its threads' stacks first, and the test fails with that out
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -94,3 +96,26 @@ def git(root: Path, *args: str) -> str:
 def dvc_lock(root: Path) -> dict:
     """The stages of ``root``'s dvc.lock."""
     return yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+
+
+def run_outputs(root: Path, run: str) -> dict[str, str]:
+    """Digests of a Fashion-MNIST run's models and training metrics: what a resumed training must reproduce."""
+    folders = (root / "models" / run, root / "metrics" / "fashion_mnist" / "train" / run)
+    return digests([path for folder in folders for path in sorted(folder.iterdir())], root)
+
+
+def epochs_done(root: Path) -> list[int]:
+    """Epochs each checkpointed training under ``root`` has done (a state being written is skipped)."""
+    found = []
+    for state in root.glob(".checkpoints/*/state/state.json"):
+        try:
+            found.append(json.loads(state.read_text())["epochs_done"])
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def readme_override() -> str:
+    """The ``-S`` override of the README's everyday loop (tests run the README's own command)."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    return re.search(r"dvc exp run --allow-missing -S '([^']+)'", readme).group(1)

@@ -14,10 +14,10 @@ from typing import Callable
 import pytest
 import yaml
 
-from tests.fixtures import FASHION_MNIST_DIR, PROJECT_ROOT, fashion_project, idx_bytes
+from tests.fixtures import PROJECT_ROOT, fashion_project, idx_bytes, needs_fashion_mnist
 from tests.helpers import child_env, module
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
+pytestmark = [pytest.mark.slow, needs_fashion_mnist]
 
 
 @dataclass

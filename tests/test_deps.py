@@ -53,21 +53,33 @@ def stage_groups(root: Path) -> dict[str, dict]:
     return {name: body.get("do", body) for name, body in stages.items()}
 
 
-def missing_deps(root: Path) -> dict[str, list[str]]:
-    """Per stage group: imported project modules, and the files they read (READS), absent from its deps."""
+def code_deps(root: Path) -> dict[str, tuple[set[str], set[str]]]:
+    """Per stage group: the project modules its command imports and the files they read (READS), and its code
+    deps in dvc.yaml (the .py files and READS files listed)."""
+    code = {f for files in READS.values() for f in files}
     out = {}
     for name, stage in stage_groups(root).items():
         module = re.search(r"python -m (stages\.\w+)", stage["cmd"]).group(1)
         modules = closure(module_file(module, root), root)
         needed = (modules | {f for m in modules for f in READS.get(m, [])}) - set(EXEMPT)
-        missing = sorted(needed - set(stage.get("deps", [])))
-        if missing:
-            out[name] = missing
+        listed = {d for d in stage.get("deps", []) if d.endswith(".py") or d in code}
+        out[name] = (needed, listed)
     return out
 
 
-def test_every_imported_module_is_a_dependency():
+def missing_deps(root: Path) -> dict[str, list[str]]:
+    """Per stage group: imported project modules, and the files they read, absent from its deps."""
+    return {name: sorted(needed - listed) for name, (needed, listed) in code_deps(root).items() if needed - listed}
+
+
+def extra_deps(root: Path) -> dict[str, list[str]]:
+    """Per stage group: code deps its command never imports (they would re-run it for nothing)."""
+    return {name: sorted(listed - needed) for name, (needed, listed) in code_deps(root).items() if listed - needed}
+
+
+def test_every_stages_code_deps_are_exactly_the_code_it_runs():
     assert missing_deps(PROJECT_ROOT) == {}
+    assert extra_deps(PROJECT_ROOT) == {}
 
 
 def test_every_file_dependency_exists():
@@ -86,8 +98,9 @@ def test_every_file_dependency_exists():
         assert all(Path(f).name in source for f in files), f"{module} no longer reads {files}: update READS"
 
 
-def test_the_check_catches_a_new_import(tmp_path):
-    """The check itself can fail: a stage that starts importing another module is caught."""
+def test_the_check_catches_a_new_import_and_a_dep_no_longer_imported(tmp_path):
+    """The check itself can fail both ways: a stage that starts importing another module, a code dep it no
+    longer runs."""
     for rel in ["dvc.yaml", *(str(p.relative_to(PROJECT_ROOT)) for p in PROJECT_ROOT.glob("*/*.py")
                               if p.parts[-2] in ("ch11", "stages"))]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +113,11 @@ def test_the_check_catches_a_new_import(tmp_path):
     dvc_yaml.write_text(dvc_yaml.read_text(encoding="utf-8").replace("        - ch11/report.md.j2\n", ""),
                         encoding="utf-8")
     assert missing_deps(tmp_path)["report"] == ["ch11/report.md.j2"]
+    assert extra_deps(tmp_path) == {}   # and a code dep that no longer runs
+    listed = "deps: [stages/download.py, "
+    dvc_yaml.write_text(dvc_yaml.read_text(encoding="utf-8").replace(listed, listed + "ch11/figures.py, "),
+                        encoding="utf-8")
+    assert extra_deps(tmp_path) == {"download": ["ch11/figures.py"]}
 
 
 def test_a_fresh_clone_plans_no_stage_with_allow_missing(tmp_path):

@@ -21,9 +21,8 @@ import yaml
 from ch11.datasets import CIFAR_ARCHIVE, FASHION_FILES
 from ch11.sources import DEBIAN_FASHION_MNIST
 from tests.fixtures import write_cifar_archive, write_idx_gz
-from tests.helpers import digest, module
+from tests.helpers import PROJECT_ROOT, digest, module
 
-REPO = Path(__file__).resolve().parents[1]
 DEBIAN = DEBIAN_FASHION_MNIST
 
 
@@ -91,7 +90,7 @@ class Project:
         self.root, self.home, self.tmp = base / "project", base / "home", base / "tmp"
         for folder in (self.root, self.home, self.tmp):
             folder.mkdir()
-        self.params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+        self.params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8"))
         self.download = self.params["download"]
         self.download.update(local_dirs=[], retries=0, backoff_s=0.01, timeout_s=10)
         for dataset in ("fashion_mnist", "cifar10"):
@@ -103,7 +102,7 @@ class Project:
     def run(self, dataset: str, data_dirs: str = "") -> subprocess.CompletedProcess:
         """Run the stage in a clean environment (no proxies, no real HOME); check no temp file is left."""
         (self.root / "params.yaml").write_text(yaml.safe_dump(self.params, sort_keys=False), encoding="utf-8")
-        env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "HOME": str(self.home),
+        env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(PROJECT_ROOT), "HOME": str(self.home),
                "KERAS_HOME": str(self.home / "keras"), "TMPDIR": str(self.tmp), "CH11_DATA_DIRS": data_dirs, "PYTHONFAULTHANDLER": "1"}
         result = module(self.root, "stages.download", dataset, env=env, timeout=120)
         assert list(self.tmp.iterdir()) == [], "temporary download files were left behind"

@@ -16,12 +16,11 @@ import pytest
 import yaml
 
 from ch11.sandbox import SMOKE_LIMITS, project_copy
-from tests.fixtures import FASHION_MNIST_DIR, write_cifar_archive
+from tests.fixtures import needs_fashion_mnist, write_cifar_archive
 from tests.helpers import FLOW_CONCURRENCY as CONCURRENCY, FLOW_RUNS as RUNS, FLOW_TARGETS as TARGETS, \
     PROJECT_ROOT as REPO, digest, digests, dvc, dvc_lock as lock, run as run_child
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
-                                reason="Debian package dataset-fashion-mnist is not installed")]
+pytestmark = [pytest.mark.slow, needs_fashion_mnist]
 
 
 def test_a_hanging_stage_is_killed_at_its_timeout_with_a_clear_message(prefect, tmp_path):
@@ -95,7 +94,6 @@ class FlakyServer:
         self.httpd.server_close()
 
 
-@pytest.mark.slow
 def test_a_flaky_download_is_retried_by_the_stage_alone(tmp_path, pipeline):
     """One retry layer: the download stage's own back-off (params.yaml), never multiplied by Prefect's."""
     archive = write_cifar_archive(tmp_path / "archive", per_batch=20)  # 5 x 20 train, 20 test images
@@ -153,7 +151,6 @@ def results(root: Path) -> dict[str, str]:
     return digests([p for p in files if "/timing/" not in p.as_posix()], root)
 
 
-@pytest.mark.slow
 def test_a_flow_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path, env):
     limits = {**SMOKE_LIMITS, "max_epochs": 4, "max_train_samples": 3000}
     clean = project_copy(tmp_path / "clean", runs=RUNS, seeds=[1], limits=limits)

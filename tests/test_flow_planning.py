@@ -11,7 +11,7 @@ import time
 import pytest
 
 from ch11.sandbox import SMOKE_LIMITS, project_copy
-from tests.fixtures import FASHION_MNIST_DIR
+from tests.fixtures import FASHION_MNIST_DIR, needs_fashion_mnist
 from tests.helpers import FLOW_RUNS as RUNS, PROJECT_ROOT as REPO
 
 
@@ -100,7 +100,7 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="Debian package dataset-fashion-mnist is not installed")
+@needs_fashion_mnist
 def test_one_command_serves_a_schedule_that_fires(tmp_path, env):
     """`python -m flows.deploy` without PREFECT_API_URL starts a local server and serves the deployment;
     a scheduled run fires and does its work in the project."""

@@ -15,11 +15,10 @@ import pytest
 import yaml
 
 from ch11.sandbox import project_copy
-from tests.fixtures import FASHION_MNIST_DIR
+from tests.fixtures import needs_fashion_mnist
 from tests.helpers import PROJECT_ROOT, child_env
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
+pytestmark = [pytest.mark.slow, needs_fashion_mnist]
 LIMITS = {"max_epochs": 30, "max_train_samples": 3000, "max_eval_samples": 500}
 STOP_WITHIN_S = 15
 

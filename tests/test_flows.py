@@ -24,15 +24,14 @@ import pytest
 import yaml
 
 from ch11.sandbox import SMOKE_LIMITS, project_copy
-from tests.fixtures import FASHION_MNIST_DIR
+from tests.fixtures import FASHION_MNIST_DIR, needs_fashion_mnist
 from tests.helpers import BIN, FLOW_CONCURRENCY as CONCURRENCY, FLOW_RUNS as RUNS, FLOW_TARGETS as TARGETS, dvc, \
     dvc_lock as lock
 
 VOLATILE_KEYS = {"train_time_s"}  # wall-clock times (metrics/<dataset>/timing/ only)
 DATA_DOCS = "reports/validation/"
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
-                                reason="Debian package dataset-fashion-mnist is not installed")]
+pytestmark = [pytest.mark.slow, needs_fashion_mnist]
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +127,6 @@ def uncached_outs(root: Path) -> set[str]:
 # (a) the flow == dvc repro
 
 
-@pytest.mark.slow
 def test_flow_matches_dvc_repro(twins):
     flow_snap, repro_snap = twins["snapshot"]["flow"], twins["snapshot"]["repro"]
     summary = twins["summary"]
@@ -169,7 +167,6 @@ def test_flow_matches_dvc_repro(twins):
     assert uncached_outs(twins["flow"]) == uncached_outs(twins["repro"])
 
 
-@pytest.mark.slow
 def test_after_the_flow_dvc_has_nothing_to_do(twins, pipeline):
     root = twins["flow"]
     status = json.loads(dvc(root, "status", "-q", "--json", *TARGETS).stdout or "{}")
@@ -180,7 +177,6 @@ def test_after_the_flow_dvc_has_nothing_to_do(twins, pipeline):
     assert again["ran"] == [] and again["restored"] == [] and len(again["skipped"]) == len(lock(root))
 
 
-@pytest.mark.slow
 def test_flow_publishes_metrics_and_report_artifacts(twins):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
@@ -202,7 +198,6 @@ def test_flow_publishes_metrics_and_report_artifacts(twins):
 # (b) a failing stage
 
 
-@pytest.mark.slow
 def test_a_failing_stage_fails_the_flow_with_its_message_and_keeps_what_finished(twins, pipeline):
     root = twins["flow"]
     # A real stage command that fails (a run that params.yaml lacks), beside a stage that succeeds:
@@ -240,7 +235,6 @@ def test_a_failing_stage_fails_the_flow_with_its_message_and_keeps_what_finished
 # (d) the Dask task runner on an existing cluster
 
 
-@pytest.mark.slow
 def test_flow_on_an_existing_dask_cluster(twins, pipeline):
     from distributed import LocalCluster
 

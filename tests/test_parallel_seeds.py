@@ -2,7 +2,6 @@
 killed with SIGKILL (the stage itself, or one of its workers) resumes to those same outputs."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from ch11.sandbox import project_copy
-from tests.fixtures import FASHION_MNIST_DIR
-from tests.helpers import child_env, digests, module
+from tests.fixtures import needs_fashion_mnist
+from tests.helpers import child_env, epochs_done, module, run_outputs
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
+pytestmark = [pytest.mark.slow, needs_fashion_mnist]
 RUN = "e13_production"   # dropout (RNG state), BN, momentum, ReduceLROnPlateau, EarlyStopping
 SEEDS = [1, 2, 3]
 LIMITS = {"max_epochs": 6, "max_train_samples": 2000, "max_eval_samples": 500}
@@ -31,11 +29,6 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def outputs(root: Path) -> dict[str, str]:
-    folders = (root / "models" / RUN, root / "metrics" / "fashion_mnist" / "train" / RUN)
-    return digests([path for folder in folders for path in sorted(folder.iterdir())], root)
-
-
 def train(root: Path, workers: int) -> str:
     done = module(root, "stages.train", RUN, env=child_env(CH11_WORKERS=str(workers)), check=True)
     return done.stdout + done.stderr
@@ -45,7 +38,7 @@ def train(root: Path, workers: int) -> str:
 def serial(project) -> dict[str, str]:
     out = train(project, 1)
     assert f"{len(SEEDS)} seed(s) on 1 worker(s)" in out
-    return outputs(project)
+    return run_outputs(project, RUN)
 
 
 def test_parallel_workers_reproduce_the_serial_loop_byte_for_byte(project, serial):
@@ -53,17 +46,7 @@ def test_parallel_workers_reproduce_the_serial_loop_byte_for_byte(project, seria
     assert f"{len(SEEDS)} seed(s) on 2 worker(s)" in out, out
     assert f"seed 1: epoch 1/{LIMITS['max_epochs']}, val acc" in out   # progress from inside a worker
     assert f"1 of {len(SEEDS)} seed(s) done" in out
-    assert outputs(project) == serial
-
-
-def epochs_done(root: Path) -> list[int]:
-    found = []
-    for state in root.glob(".checkpoints/*/state/state.json"):
-        try:
-            found.append(json.loads(state.read_text())["epochs_done"])
-        except (OSError, ValueError):
-            pass
-    return found
+    assert run_outputs(project, RUN) == serial
 
 
 def children(pid: int) -> list[int]:
@@ -110,4 +93,4 @@ def test_a_killed_parallel_stage_resumes_to_the_serial_outputs(project, serial, 
     assert any(0 < n < LIMITS["max_epochs"] for n in epochs_done(project)), "nothing was left to resume"
     out = train(project, 2)
     assert "resuming from its last finished epoch" in out
-    assert outputs(project) == serial
+    assert run_outputs(project, RUN) == serial

@@ -8,8 +8,9 @@ import yaml
 
 from ch11 import params
 from ch11.errors import PipelineError
+from tests.helpers import PROJECT_ROOT, readme_override
 
-REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+REPO_PARAMS = PROJECT_ROOT / "params.yaml"
 
 
 def load_edited(tmp_path: Path, keys: tuple[str, ...], value) -> params.Params:
@@ -79,7 +80,7 @@ def test_a_run_is_defaults_deep_merged_with_its_own_entry():
 
 def test_shorthand_widths_templates_and_per_run_seeds():
     loaded = params.load(REPO_PARAMS)
-    deep = loaded.run("x08_onecycle")  # a template chain: x08 -> x08_selu -> x08_alpha -> x08_onecycle
+    deep = loaded.run("x08_onecycle")  # a template chain: deep -> deep_selu -> deep_alpha -> deep_onecycle
     assert deep.widths == [100] * 20 and deep.activation == "selu" and deep.schedule.name == "onecycle"
     assert deep.optimizer.momentum == 0.0  # the book's plain SGD
     raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
@@ -108,6 +109,48 @@ def test_only_templates_are_anchors_so_editing_a_run_changes_that_run_only():
     assert any(counts[id(value)] > 1 for _, value in top["templates"].value), "the templates are merged into runs"
     loaded = params.load(REPO_PARAMS)
     assert not set(loaded.templates) & set(loaded.run_names())
+
+
+def restated(text: str) -> dict[str, list[str]]:
+    """Per run that merges a template (``<<``): its own keys whose value is the one the template gives. DVC's
+    ``-S`` rewrite leaves these behind, and a template edit no longer reaches them."""
+    loader = yaml.SafeLoader(text)
+    top = {key.value: value for key, value in loader.get_single_node().value}
+    found = {}
+    for group in params.RUN_GROUPS:
+        for key, run in top[group].value if group in top else []:
+            merged = [value for k, value in run.value if k.value == "<<"]
+            own = {k.value: loader.construct_object(value, deep=True) for k, value in run.value if k.value != "<<"}
+            template = loader.construct_object(merged[0], deep=True) if merged else {}
+            if same := sorted(k for k, value in own.items() if k in template and template[k] == value):
+                found[f"{group}.{key.value}"] = same
+    return found
+
+
+def test_no_run_restates_what_its_template_gives():
+    assert restated(REPO_PARAMS.read_text(encoding="utf-8")) == {}, (
+        "params.yaml: these runs repeat values their template already gives, so editing the template would no "
+        "longer reach them (DVC's `dvc exp run -S` writes such copies): delete the repeated keys")
+
+
+def test_dvcs_set_param_rewrite_keeps_every_value_and_is_caught(tmp_path):
+    """`dvc exp run -S` (the README's override) rewrites params.yaml: every run keeps its values, the one key
+    changes, and the copies of template values it leaves in each run are caught by the check above."""
+    from dvc.utils.hydra import apply_overrides
+
+    override = readme_override()
+    path, value = override.removeprefix("++").split("=")
+    group, run, *keys = path.split(".")
+    copy = tmp_path / "params.yaml"
+    copy.write_text(REPO_PARAMS.read_text(encoding="utf-8"), encoding="utf-8")
+    apply_overrides(str(copy), [override])
+    expected = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    edited = expected[group][run]
+    for key in keys[:-1]:
+        edited = edited.setdefault(key, {})
+    edited[keys[-1]] = yaml.safe_load(value)
+    assert yaml.safe_load(copy.read_text()) == expected
+    assert "seeds" in restated(copy.read_text())[f"runs.{run}"]
 
 
 def test_max_seeds_caps_every_run_own_lists_included(tmp_path):

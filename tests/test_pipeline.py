@@ -6,6 +6,7 @@ to check determinism, and kill a training mid-way to check it resumes.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -18,12 +19,11 @@ import pytest
 import yaml
 
 from ch11.sandbox import project_copy
-from tests.fixtures import FASHION_MNIST_DIR
-from tests.helpers import child_env, digest, digests, dvc, git, module
+from tests.fixtures import needs_fashion_mnist
+from tests.helpers import child_env, digest, digests, dvc, git, module, readme_override
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
-RUNS = ["baseline", "selu", "e07_model_a", "e07_b_transfer"]
+pytestmark = [pytest.mark.slow, needs_fashion_mnist]
+RUNS = ["baseline", "selu", "e04_elu", "e07_model_a", "e07_b_transfer"]
 FASHION_TARGETS = ["report@fashion_mnist"]
 
 
@@ -141,25 +141,40 @@ def test_metrics_and_plots_diff_between_branches(reproduced, tmp_path):
                                                          for p in curves.glob("exp*.csv")}  # one per experiment
         exp04 = shown["reports/fashion_mnist/curves/exp04.csv"][0]["content"]["data"]["values"]
         assert {(row["run"], row["rev"]) for row in exp04} == {
-            (run, rev) for run in ("ReLU", "SELU") for rev in ("main", "selu-dropout")}
+            (run, rev) for run in ("ReLU", "SELU", "ELU") for rev in ("main", "selu-dropout")}
     finally:
         git(root, "checkout", "-q", "main")
         dvc(root, "checkout", "--force", "--with-deps", *FASHION_TARGETS)
     assert changed_stages(root) == set()
 
 
-def test_exp_run_trains_only_the_changed_run(reproduced):
+def test_the_readmes_exp_run_trains_only_the_changed_run_and_is_kept_with_templates_intact(reproduced):
     root = reproduced
-    # `++` adds the key to the run's entry or overrides it (Hydra syntax; plain `-S` needs an existing key)
-    out = dvc(root, "exp", "run", "-n", "relu-lr", "-S", "++runs.baseline.optimizer.learning_rate=0.02",
-              *FASHION_TARGETS).stdout
-    assert "Running stage 'train@baseline'" in out and "Running stage 'train@selu'" not in out
-    shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
-    assert "relu-lr" in json.dumps(shown)
-    dvc(root, "exp", "branch", "relu-lr", "relu-lr-branch")
-    branch_params = yaml.safe_load(git(root, "show", "relu-lr-branch:params.yaml"))
-    assert branch_params["runs"]["baseline"]["optimizer"]["learning_rate"] == 0.02
-    assert "eval/baseline.json" in git(root, "show", "--stat", "relu-lr-branch")
+    override = readme_override()
+    path, value = override.removeprefix("++").split("=")
+    group, run, *keys = path.split(".")
+    value = yaml.safe_load(value)
+
+    def parent(entry: dict) -> dict:   # the mapping holding the overridden key
+        return functools.reduce(lambda d, k: d.setdefault(k, {}), keys[:-1], entry)
+
+    out = dvc(root, "exp", "run", "--allow-missing", "-n", "readme", "-S", override, *FASHION_TARGETS).stdout
+    assert f"Running stage 'train@{run}'" in out and "Running stage 'train@selu'" not in out
+    assert "readme" in json.dumps(json.loads(dvc(root, "exp", "show", "--json").stdout))
+    dvc(root, "exp", "branch", "readme", "readme-branch")
+    assert parent(yaml.safe_load(git(root, "show", "readme-branch:params.yaml"))[group][run])[keys[-1]] == value
+    assert f"eval/{run}.json" in git(root, "show", "--stat", "readme-branch")
+    git(root, "checkout", "-q", "HEAD", "--", ".")   # the workspace held the experiment
+    git(root, "checkout", "-q", "readme-branch")
+    try:   # kept with templates intact: main's params.yaml with the same edit by hand re-runs nothing
+        (root / "params.yaml").write_text(git(root, "show", "main:params.yaml"))
+        edit_params(root, lambda params: parent(params[group][run]).update({keys[-1]: value}))
+        dvc(root, "checkout", "--force", "--with-deps", *FASHION_TARGETS)
+        assert changed_stages(root) == set()
+    finally:
+        git(root, "checkout", "-q", "HEAD", "--", ".")
+        git(root, "checkout", "-q", "main")
+        dvc(root, "checkout", "--force", "--with-deps", *FASHION_TARGETS)
     assert changed_stages(root) == set()
 
 

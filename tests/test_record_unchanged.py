@@ -3,12 +3,8 @@ absent, as on a clone without the cache), outputs kept as dvc.lock had them; cha
 outputs are refused."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
 from flows.record_unchanged import record_unchanged
-from tests.helpers import dvc, git
+from tests.helpers import dvc, dvc_lock, git
 
 DVC_YAML = """\
 stages:
@@ -20,10 +16,6 @@ stages:
 """
 
 
-def lock(root: Path) -> dict:
-    return yaml.safe_load((root / "dvc.lock").read_text())["stages"]["make"]
-
-
 def test_code_only_change_is_recorded_and_params_changes_are_refused(tmp_path):
     git(tmp_path, "init", "-q")
     dvc(tmp_path, "init", "-q")
@@ -31,14 +23,14 @@ def test_code_only_change_is_recorded_and_params_changes_are_refused(tmp_path):
     (tmp_path / "params.yaml").write_text("size: 3\n")
     (tmp_path / "make.py").write_text("import yaml\nopen('out.txt', 'w').write('x' * yaml.safe_load(open('params.yaml'))['size'])\n")
     dvc(tmp_path, "repro")
-    recorded_out = lock(tmp_path)["outs"]
+    recorded_out = dvc_lock(tmp_path)["make"]["outs"]
     (tmp_path / "out.txt").unlink()                                    # a clone without the cache
     (tmp_path / "make.py").write_text((tmp_path / "make.py").read_text() + "# a comment: outputs unchanged\n")
     assert "Running stage 'make'" in dvc(tmp_path, "repro", "--allow-missing", "--dry").stdout
 
     recorded, refused = record_unchanged(tmp_path, ["make"])
     assert (recorded, refused) == (["make"], {})
-    assert lock(tmp_path)["outs"] == recorded_out                       # the recorded output kept
+    assert dvc_lock(tmp_path)["make"]["outs"] == recorded_out                       # the recorded output kept
     assert "Running stage" not in dvc(tmp_path, "repro", "--allow-missing", "--dry").stdout
 
     (tmp_path / "params.yaml").write_text("size: 4\n")                  # a hyperparameter: must retrain

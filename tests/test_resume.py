@@ -15,11 +15,10 @@ import pytest
 import yaml
 
 from ch11.sandbox import project_copy
-from tests.fixtures import FASHION_MNIST_DIR
-from tests.helpers import child_env, digests, module, run
+from tests.fixtures import needs_fashion_mnist
+from tests.helpers import child_env, epochs_done, module, run, run_outputs
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")]
+pytestmark = [pytest.mark.slow, needs_fashion_mnist]
 RUN = "e13_production"   # dropout (RNG state), BN, momentum, ReduceLROnPlateau and EarlyStopping (callback state)
 EPOCHS = 8
 LIMIT_S = 300   # per stage command and for the kill (~20 s each here): 3 x 300 s stays under pytest's 1200 s
@@ -42,27 +41,13 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def outputs(root: Path) -> dict[str, str]:
-    folders = (root / "models" / RUN, root / "metrics" / "fashion_mnist" / "train" / RUN)
-    return digests([path for folder in folders for path in sorted(folder.iterdir())], root)
-
-
-def epochs_done(root: Path) -> int:
-    for state in root.glob(".checkpoints/*/state/state.json"):
-        try:
-            return json.loads(state.read_text())["epochs_done"]
-        except (OSError, ValueError):
-            return 0
-    return 0
-
-
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_killed_training_resumes_bit_identically(project, backend):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["defaults"]["backend"] = backend
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run_stage(project, "stages.train", RUN)
-    uninterrupted = outputs(project)
+    uninterrupted = run_outputs(project, RUN)
     history = (project / "metrics/fashion_mnist/train" / RUN / "history-1.csv").read_text()
     assert len(history.strip().splitlines()) == EPOCHS + 1
     rates = {line.split(",")[6] for line in history.strip().splitlines()[1:]}
@@ -73,7 +58,7 @@ def test_killed_training_resumes_bit_identically(project, backend):
         proc = subprocess.Popen([sys.executable, "-m", "stages.train", RUN], cwd=project, env=child_env(),
                                 stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + LIMIT_S
-    while epochs_done(project) < kill_after and proc.poll() is None:
+    while max(epochs_done(project), default=0) < kill_after and proc.poll() is None:
         if time.time() > deadline:
             proc.send_signal(signal.SIGABRT)   # its stacks into killed.log (PYTHONFAULTHANDLER)
             time.sleep(5)
@@ -85,13 +70,13 @@ def test_killed_training_resumes_bit_identically(project, backend):
     assert proc.poll() is None, f"training ended before the kill after epoch {kill_after}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = epochs_done(project)
+    killed_at = max(epochs_done(project), default=0)
     assert 1 <= killed_at < EPOCHS
     out = run_stage(project, "stages.train", RUN)
     assert "resuming" in out
     timing = json.loads((project / "metrics/fashion_mnist/timing" / f"{RUN}.json").read_text())
     assert timing["1"]["resumed"] is True
-    assert outputs(project) == uninterrupted, f"killed after epoch {killed_at}: outputs differ"
+    assert run_outputs(project, RUN) == uninterrupted, f"killed after epoch {killed_at}: outputs differ"
 
 
 LOGGED_VS_WEIGHTS = """

@@ -12,19 +12,16 @@ from ch11.datasets import load_fashion_mnist
 from ch11.expectations import image_table, validate_arrays
 from ch11.params import SplitRows
 from stages import validate as validate_stage
-from tests.fixtures import FASHION_MNIST_DIR, PROJECT_ROOT, fashion_project, write_cifar_archive
+from tests.fixtures import (FASHION_MNIST_DIR, NO_DATA, PROJECT_ROOT, fashion_project, needs_fashion_mnist,
+                            write_cifar_archive)
 from tests.helpers import digests, module
-
-
-NEEDS_DATA = pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
-                                reason="Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
 
 
 @pytest.fixture(scope="module")
 def real():
     """The real arrays, loaded once; tests copy only the array they damage (skipped without the data)."""
     if not FASHION_MNIST_DIR.is_dir():
-        pytest.skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
+        pytest.skip(NO_DATA)
     return load_fashion_mnist(FASHION_MNIST_DIR)
 
 
@@ -172,7 +169,7 @@ def test_stage_writes_splits_metrics_and_docs(tmp_path, real, monkeypatch):
     assert outputs() == before
 
 
-@NEEDS_DATA
+@needs_fashion_mnist
 def test_failing_stage_names_the_expectation_and_writes_nothing(tmp_path):
     text = (PROJECT_ROOT / "params.yaml").read_text()
     assert "rows: {train: 60000, test: 10000}" in text

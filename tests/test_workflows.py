@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import PROJECT_ROOT
+
 ACTIONLINT = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
 
 
@@ -21,7 +22,7 @@ def actionlint() -> str:
 
 
 def test_the_workflows_pass_actionlint(actionlint):
-    workflows = sorted(str(p) for p in (REPO / ".github" / "workflows").glob("*.yml"))
+    workflows = sorted(str(p) for p in (PROJECT_ROOT / ".github" / "workflows").glob("*.yml"))
     assert workflows
     done = subprocess.run([actionlint, *workflows], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -38,14 +39,14 @@ def test_actionlint_flags_a_node20_action(actionlint, tmp_path):
 def test_the_deployment_defaults_to_the_workflows_cron(tmp_path):
     from flows import deploy
 
-    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "scheduled.yml").read_text())
+    workflow = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / "scheduled.yml").read_text())
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
     cron = triggers["schedule"][0]["cron"]
     assert len(cron.split()) == 5 and "workflow_dispatch" in triggers
     assert deploy.DEFAULT_CRON == cron
     assert [s.schedule.cron for s in deploy.build_deployment().schedules] == [cron]
     other = tmp_path / "scheduled.yml"   # the cron is read from the workflow, not written twice
-    other.write_text((REPO / ".github" / "workflows" / "scheduled.yml").read_text().replace(cron, "15 4 * * 3"))
+    other.write_text((PROJECT_ROOT / ".github" / "workflows" / "scheduled.yml").read_text().replace(cron, "15 4 * * 3"))
     assert deploy.workflow_cron(other) == "15 4 * * 3"
     steps = workflow["jobs"]["pipeline"]["steps"]
     assert steps[0]["uses"].startswith("actions/checkout") and steps[0]["with"]["fetch-depth"] == 0
@@ -54,7 +55,7 @@ def test_the_deployment_defaults_to_the_workflows_cron(tmp_path):
                    "--md", "GITHUB_STEP_SUMMARY"):
         assert needed in script, needed
 
-    deployment = deploy.build_deployment(cron, concurrency=2)
+    deployment = deploy.build_deployment(cron, concurrency=2)   # what `python -m flows.deploy --concurrency 2` serves
     assert deployment.name == "scheduled"
     assert deployment.parameters == {"concurrency": 2}
     assert deployment.entrypoint.endswith("flows/pipeline.py:ch11_pipeline")
