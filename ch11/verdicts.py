@@ -128,9 +128,9 @@ def prediction_interval(values: list[float]) -> tuple[float, float] | None:
     vals = finite(values)
     if len(vals) < 2:
         return None
-    spread = float(np.std(vals, ddof=1)) * math.sqrt(1 + 1 / len(vals))
-    low, high = sps.t.interval(1 - ALPHA, len(vals) - 1, loc=float(np.mean(vals)), scale=spread)
-    return float(low), float(high)
+    mean, sd = float(np.mean(vals)), float(np.std(vals, ddof=1))
+    half = float(sps.t.ppf(1 - ALPHA / 2, len(vals) - 1)) * sd * math.sqrt(1 + 1 / len(vals))
+    return mean - half, mean + half   # (t.interval gives NaN when every seed agrees: sd = 0)
 
 
 def value_verdict(values: list[float], claimed: float, tolerance: float = 0.0) -> str:
