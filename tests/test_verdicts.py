@@ -146,3 +146,11 @@ def test_the_early_stopping_criterion_on_a_history():
 
 def test_a_schedule_that_never_acted():
     assert not v.lr_changed([0.01] * 30) and v.lr_changed([0.01] * 10 + [0.005] * 20)
+
+
+def test_a_value_every_seed_agrees_on_has_a_zero_width_interval():
+    """All seeds equal (e.g. the same epoch count): the interval is that value, never NaN."""
+    assert v.prediction_interval([30.0, 30.0, 30.0]) == (30.0, 30.0)
+    assert v.value_verdict([30.0, 30.0, 30.0], 30.0) == v.IN_RANGE
+    assert v.value_verdict([85.0, 85.0], 85.2, tolerance=0.5) == v.IN_RANGE
+    assert v.value_verdict([85.0, 85.0], 86.0, tolerance=0.5) == v.OUT_OF_RANGE
