@@ -69,6 +69,7 @@ class Check(Strict):
 
 class Experiment(Strict):
     title: str
+    name: str | None = None     # how the report names it, when not "Experiment <number>" (e.g. "Exercise 8")
     dataset: Literal[DATASETS]
     claim: str
     note: str | None = None

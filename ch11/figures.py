@@ -3,6 +3,8 @@ functions' shapes: computed here with numpy), writes one PNG at DPI and returns 
 deterministic: fixed seed-dot offsets, no timestamps."""
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import matplotlib
@@ -25,14 +27,20 @@ STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fo
 SEED_NOTE = "bar = mean over seeds, error bar = ±1 std (sample, ddof=1), dots = individual seeds"
 
 
+def epoch_figure(curves: list[dict]):
+    """A figure whose axes keep their height however many curves the legend below them lists (two columns)."""
+    rows = math.ceil(len(curves) / 2)
+    return plt.subplots(figsize=(10, 4.6 + 0.24 * rows))
+
+
 def _save_epoch_plot(fig, ax, curves: list[dict], path: Path, title: str, ylabel: str) -> Path:
-    """Integer epoch ticks on short runs, the legend below the axes (long seed notes keep the plot wide)."""
+    """Integer epoch ticks on short runs, the legend below the axes in two columns."""
     ax.set(xlabel="epoch", ylabel=ylabel)
     ax.set_title(title, fontweight="bold")
     longest = max(len(c["epochs"]) for c in curves)
     if longest <= 15:
         ax.set_xticks(np.arange(1, longest + 1))
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False, ncol=2, fontsize=8)
     fig.tight_layout()
     return save(fig, path)
 
@@ -107,7 +115,7 @@ def learning_curves(path: Path, title: str, curves: list[dict]) -> Path | None:
     curves = [c for c in curves if len(c["epochs"])]
     if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(9.5, 4.8))
+    fig, ax = epoch_figure(curves)
     for i, c in enumerate(curves):
         color = COLORS[i % 10]
         ax.plot(c["epochs"], c["mean"], "-" if i < 10 else "--", color=color, linewidth=1.8,
@@ -117,8 +125,7 @@ def learning_curves(path: Path, title: str, curves: list[dict]) -> Path | None:
         if np.isfinite(std).any():
             mean = np.asarray(c["mean"], dtype=float)
             ax.fill_between(c["epochs"], mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
-    return _save_epoch_plot(fig, ax, curves, path, title,
-                            "validation accuracy (%)\nline = mean over seeds, band = ±1 std")
+    return _save_epoch_plot(fig, ax, curves, path, title, "validation accuracy (%)")
 
 
 @plt.rc_context(STYLE)
@@ -183,13 +190,13 @@ def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
     curves = [c for c in curves if len(c["epochs"])]
     if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(9.5, 4.6))
+    fig, ax = epoch_figure(curves)
     markers = "osD^v<>ph*"
     for i, c in enumerate(curves):
         ax.plot(c["epochs"], c["lr"], "-", color=COLORS[i % 10], marker=markers[i % 10], markersize=5,
                 linewidth=1.8, label=c["label"])
     ax.set_yscale("log")
-    return _save_epoch_plot(fig, ax, curves, path, title, "learning rate at the end of the epoch\n(log scale)")
+    return _save_epoch_plot(fig, ax, curves, path, title, "learning rate (end of epoch, log scale)")
 
 
 @plt.rc_context(STYLE)
@@ -217,8 +224,8 @@ def confusion_heatmap(path: Path, title: str, actual, predicted, class_names: li
     return save(fig, path)
 
 
-READING_COLORS = {"helps": "#1a9850", "no effect": "#4575b4", "hurts": "#d73027", "unresolved": "#808080",
-                  "diverges": "#7b3294"}
+READING_COLORS = {"helps": "#1a9850", "helps, < δ": "#91cf60", "no effect": "#4575b4", "hurts, < δ": "#fc8d59",
+                  "hurts": "#d73027", "unresolved": "#808080", "diverges": "#7b3294"}
 
 
 @plt.rc_context(STYLE)

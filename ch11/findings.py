@@ -1,36 +1,57 @@
 """The report's numbers, computed once: every effect of ch11/claims.yaml against its matched baseline and every
-claim of the write-up judged (rules: ch11/verdicts.py), as a JSON-ready dict. stages/report.py writes it to
+claim of the write-up judged, each comparison estimated and adjusted once (ch11/inference.py) and read off its
+adjusted CI (ch11/verdicts.py), as a JSON-ready dict. stages/report.py writes it to
 metrics/<dataset>/effects.json (a DVC metric); the markdown and the figures render it. No files written here."""
 from __future__ import annotations
 
-from ch11 import evidence as ev, verdicts as v
+from ch11 import evidence as ev, inference as inf, verdicts as v
 from ch11.claims import Check, Claims, Comparison, Effect, Value
 
 
-def difference(d: v.Difference | None) -> dict:
-    """The numbers of one difference (None fields when it cannot be computed)."""
-    if d is None:
-        return {"diff": None, "ci_low": None, "ci_high": None, "n": None, "paired": None, "p": None}
-    lo, hi = d.ci()
-    return {"diff": round(d.diff, 4), "ci_low": round(lo, 4), "ci_high": round(hi, 4), "n": d.n,
-            "paired": d.paired, "p": d.p()}
+def key_of(item) -> inf.Key:
+    return item.a, getattr(item, "a_metric", None) or item.metric, item.b, item.metric
+
+
+def slug(key: inf.Key) -> str:
+    """A comparison's stable, filesystem-safe id, e.g. 'e04_elu-vs-baseline' or
+    'e05_bn_after-vs-baseline.epoch1_val_accuracy'."""
+    a, read, b, metric = key
+    return (f"{a}{'.' + read if read != metric else ''}-vs-{b}"
+            + ("" if metric == "test_accuracy" else f".{metric}"))
+
+
+def scale_of(metric: str) -> float:
+    return 100.0 if metric in ev.PERCENT_METRICS or metric == "logged_gap" else 1.0
+
+
+def numbers(key: inf.Key, est: inf.Estimate | None, adjusted: inf.Adjusted | None, delta: float) -> dict:
+    """One comparison's numbers as every table shows them (None fields when it cannot be computed)."""
+    if est is None or adjusted is None:
+        return {"id": slug(key), "family": None, "diff": None, "ci_low": None, "ci_high": None, "ci_level": None,
+                "n": None, "p": None, "p_adj": None, "model": None, "seeds_needed": None}
+    out = {"id": slug(key), "family": adjusted.family, "diff": round(est.diff, 4),
+           "ci_low": round(adjusted.ci_low, 4), "ci_high": round(adjusted.ci_high, 4),
+           "ci_level": round(adjusted.level, 5), "n": est.n, "p": est.p(), "p_adj": adjusted.p_adj,
+           "model": "seed-blocked" if est.blocked else "Welch", "seeds_needed": None}
+    if abs(est.diff) >= delta and adjusted.ci_low <= 0 <= adjusted.ci_high:
+        out["seeds_needed"] = inf.seeds_to_resolve(est, adjusted.level, est.diff)
+    return out
+
+
+def qualifiers(runs: dict[str, ev.RunData], a: str, b: str, metric: str, host: dict) -> dict:
+    """What qualifies a comparison: the rule, whether every seed of both runs met the early-stopping criterion
+    (None where it cannot apply: a metric read after epoch 1, a schedule that anneals to its last epoch by
+    design), the counts, whether a run moved on a second host."""
+    pair = distinct(runs[a], runs[b])
+    counts = [r.converged() for r in pair]
+    applies = metric != "epoch1_val_accuracy" and all(r.schedule != "onecycle" for r in pair)
+    return {"rule": runs[a].rule, "converged": all(k == n for k, n in counts) if applies else None,
+            "converged_seeds": ", ".join(f"{k}/{n}" for k, n in counts),
+            "host_moved": any(n in host.get("moved", []) for n in (a, b))}
 
 
 def distinct(a: ev.RunData, b: ev.RunData) -> list[ev.RunData]:
     return [a] if a is b else [a, b]
-
-
-def pair(runs: dict[str, ev.RunData], a: str, b: str, metric: str, host: dict, a_metric: str | None = None) -> dict:
-    """mean(a) - mean(b) of ``metric`` (``a_metric`` read on a) and what qualifies it: the rule, whether every
-    run met the early-stopping criterion in most of its seeds (None for a metric read at the end of the first
-    epoch, which the budget cannot change) and the counts, whether a run moved on a second host."""
-    scale = 100.0 if metric in ev.PERCENT_METRICS or metric == "logged_gap" else 1.0
-    d = v.compare(runs[a].values(a_metric or metric, scale), runs[b].values(metric, scale))
-    counts = [r.converged() for r in distinct(runs[a], runs[b])]
-    return {"a": a, "b": b, "metric": metric, **difference(d), "rule": runs[a].rule,
-            "converged": None if metric == "epoch1_val_accuracy" else all(k * 2 > n for k, n in counts),
-            "converged_seeds": ", ".join(f"{k}/{n}" for k, n in counts),
-            "host_moved": any(n in host.get("moved", []) for n in (a, b)), "_d": d}
 
 
 def percent(share: float) -> str:
@@ -53,14 +74,22 @@ def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
     return notes
 
 
-def effect_row(item: Effect, runs: dict[str, ev.RunData], host: dict) -> dict:
+def effect_row(item: Effect, runs: dict[str, ev.RunData], host: dict, shared: dict) -> dict:
     a, b = runs[item.a], runs[item.b]
-    row = {"exp": item.exp, "label": item.label, "a_metric": item.a_metric, "claim": item.claim,
-           "notes": notes_for(a, b), **pair(runs, item.a, item.b, item.metric, host, item.a_metric)}
+    row = {"exp": item.exp, "label": item.label, "a": item.a, "b": item.b, "metric": item.metric,
+           "a_metric": item.a_metric, "claim": item.claim, "notes": notes_for(a, b),
+           **qualifiers(runs, item.a, item.b, item.metric, host), **shared}
     if a.rule != b.rule:
         row["notes"].append(f"rules differ: `{b.name}` {b.rule}")
+    if row["seeds_needed"]:
+        row["notes"].append(f"~{row['seeds_needed']} seeds would resolve it at this spread")
     if len(a.diverged()) * 2 >= len(a.seeds) > 0 and not b.diverged():
         row["reading"] = v.DIVERGES
+    elif row["diff"] is None:
+        row["reading"] = v.NOT_TESTED
+    else:
+        row["reading"] = v.effect_reading(row["ci_low"], row["ci_high"], shared["delta"])
+    del row["delta"]
     return row
 
 
@@ -82,13 +111,14 @@ def not_lr_tested(run: str | None, runs: dict[str, ev.RunData]) -> str:
     return ""
 
 
-def comparison_row(item: Comparison, runs: dict[str, ev.RunData], labels: dict[str, str], host: dict) -> dict:
-    row = {"claim": f"{labels[item.a]} − {labels[item.b]}", "sign": item.sign, "size": item.size, "note": item.note,
-           "verdict": v.NOT_TESTED, **pair(runs, item.a, item.b, item.metric, host)}
-    row["why"] = (not_lr_tested(item.requires_lr_change, runs)
-                  or ("" if row["_d"] else "fewer than 2 seeds with a value"))
-    if row["why"]:
-        row["p"] = None
+def comparison_row(item: Comparison, why: str, runs: dict[str, ev.RunData], labels: dict[str, str], host: dict,
+                   shared: dict) -> dict:
+    row = {"claim": f"{labels[item.a]} − {labels[item.b]}", "a": item.a, "b": item.b, "metric": item.metric,
+           "sign": item.sign, "size": item.size, "note": item.note, "why": why,
+           **qualifiers(runs, item.a, item.b, item.metric, host), **shared}
+    row["verdict"] = v.NOT_TESTED if why or row["diff"] is None else v.claim_verdict(
+        row["ci_low"], row["ci_high"], 1 if item.sign == "+" else -1, item.size, shared["delta"])
+    del row["delta"]
     return row
 
 
@@ -126,41 +156,43 @@ def check_row(item: Check, runs: dict[str, ev.RunData]) -> dict:
             "verdict": v.check_verdict(passed)}
 
 
-def holm_family(rows: list[dict], delta: float) -> list[tuple[dict, v.Difference]]:
-    """Holm-adjust the p-values of ``rows`` (test against 0, and TOST within ±delta) as one family each."""
-    tested = [(r, r.pop("_d")) for r in rows]
-    live = [(r, d) for r, d in tested if r["p"] is not None and d is not None]
-    p_holm = v.holm([r["p"] for r, _ in live])
-    tost_holm = v.holm([d.tost_p(delta) for _, d in live])
-    for (r, d), p, t in zip(live, p_holm, tost_holm):
-        r.update(p_holm=p, tost_p=d.tost_p(delta), tost_holm=t)
-    for r, _ in tested:
-        r.setdefault("p_holm", None)
-        r.setdefault("tost_holm", None)
-    return tested
+def design(claims: Claims, dataset: str, runs: dict[str, ev.RunData]):
+    """The comparisons the report makes: the write-up's claims (exp, item, why untested), the effects, every
+    comparison once (key -> the experiment whose model estimates it: a claim's, else its first effect's), and
+    the two families (confirmatory: the claims the data can test; exploratory: the other effects)."""
+    experiments = claims.of(dataset)
+    present = lambda *names: all(n in runs for n in names)  # noqa: E731
+    claimed = [(number, item, not_lr_tested(item.requires_lr_change, runs))
+               for number, exp in experiments.items() for item in exp.comparisons if present(item.a, item.b)]
+    effects = [item for item in claims.effects if item.exp in experiments and present(item.a, item.b)]
+    keys = {k: e for k, e in reversed([(key_of(i), n) for n, i, _ in claimed] + [(key_of(i), i.exp) for i in effects])}
+    confirmatory = {key_of(i) for _, i, why in claimed if not why}
+    return claimed, effects, keys, confirmatory, {key_of(i) for i in effects} - confirmatory
 
 
 def findings(claims: Claims, dataset: str, runs: dict[str, ev.RunData], host: dict) -> dict:
-    """Everything the report states, as numbers and verdicts (module docstring)."""
+    """Everything the report states, as numbers and verdicts (module docstring). Each comparison is estimated once
+    and belongs to one family: confirmatory when it is a claim of the write-up that the data can test, else
+    exploratory; every table that shows it shows the same numbers."""
     experiments = claims.of(dataset)
     present = lambda *names: all(n in runs for n in names)  # noqa: E731
-    effects = [effect_row(item, runs, host) for item in claims.effects
-               if item.exp in experiments and present(item.a, item.b)]
-    for row, d in holm_family(effects, claims.delta):
-        row.setdefault("reading", v.effect_reading(d, row["p_holm"], row["tost_holm"]))
-    comparisons, values, checks = [], [], []
+    claimed, effects, keys, confirmatory, exploratory = design(claims, dataset, runs)
+    judged = inf.infer(keys, confirmatory, exploratory, lambda run, read, metric: runs[run].values(read, scale_of(metric)))
+    shared = {k: {**numbers(k, *judged[k], claims.delta), "delta": claims.delta} for k in keys}
+    comparisons = [{"exp": number, **comparison_row(item, why, runs, experiments[number].runs, host,
+                                                    shared[key_of(item)])} for number, item, why in claimed]
+    for row in comparisons:
+        if row["why"]:
+            row.update(p=None, p_adj=None)
+    values, checks = [], []
     for number, exp in experiments.items():
-        for item in exp.comparisons:
-            if present(item.a, item.b):
-                comparisons.append({"exp": number, **comparison_row(item, runs, exp.runs, host)})
         values += [{"exp": number, **value_row(i, runs, exp.runs[i.run])} for i in exp.values if present(i.run)]
         checks += [{"exp": number, **check_row(i, runs)} for i in exp.checks if present(i.run)]
-    for row, d in holm_family(comparisons, claims.delta):
-        if not row["why"]:
-            row["verdict"] = v.claim_verdict(d, 1 if row["sign"] == "+" else -1, row["size"], row["p_holm"],
-                                             row["tost_holm"])
-    return {"dataset": dataset, "delta": claims.delta, "alpha": v.ALPHA, "host_check": host,
-            "effects": effects, "comparisons": comparisons, "values": values, "checks": checks,
+    return {"dataset": dataset, "delta": claims.delta, "alpha": inf.ALPHA, "host_check": host,
+            "families": {f: sum(1 for _, a in judged.values() if a and a.family == f)
+                         for f in (inf.CONFIRMATORY, inf.EXPLORATORY)},
+            "effects": [effect_row(item, runs, host, shared[key_of(item)]) for item in effects],
+            "comparisons": comparisons, "values": values, "checks": checks,
             "runs": {name: {"seeds": run.seeds, "diverged": len(run.diverged()), "rule": run.rule,
                             "converged_seeds": run.converged()[0], "lr_acted_seeds": run.lr_acted()}
                      for name, run in runs.items()}}

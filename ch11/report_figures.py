@@ -31,7 +31,7 @@ def draw(experiments: dict, found: dict, runs: dict[str, ev.RunData], dataset: s
 def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> list[dict]:
     """Draw the experiment's figures; each one drawn as {"kind", "file"} (ch11/report.md.j2 captions each kind)."""
     shown = shown_runs(exp, runs)
-    title = f"Exp. {number}: {exp.title}"
+    title = f"{exp.name or f'Exp. {number}'}: {exp.title}"
     out = []
 
     def add(kind: str, plot, *args) -> None:

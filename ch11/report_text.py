@@ -33,8 +33,12 @@ def p_cell(p: float | None) -> str:
     return "—" if p is None else f"{p:.2g}"
 
 
-def converged_cell(converged: bool | None) -> str:
-    return "n/a (epoch 1)" if converged is None else "yes" if converged else "**no**"
+def converged_cell(row: dict) -> str:
+    """yes: every seed met the early-stopping criterion; **no** with the counts per run; n/a where it cannot
+    apply (a metric read after epoch 1, a schedule that anneals to its last epoch by design)."""
+    if row["converged"] is None:
+        return "n/a"
+    return "yes" if row["converged"] else f"**no** ({row['converged_seeds']})"
 
 
 def claimed_cell(row: dict) -> str:
@@ -44,13 +48,14 @@ def claimed_cell(row: dict) -> str:
     return f"{row['size']:+.2f} {'pts' if row['metric'] != 'epochs' else 'epochs'}"
 
 
-def value_cells(r: dict) -> tuple:
+def value_cells(r: dict) -> dict:
     """A row of the write-up's single numbers: the claim, ours and our prediction interval for one more run."""
     d = ev.DECIMALS[r["unit"]]
     claimed = f"{r['claimed']:.{d}f}{ev.SUFFIX[r['unit']]}" + (f" ± {r['tolerance']:g}" if r["tolerance"] else "")
     one_more = "—" if not r["interval"] else "[{:.{d}f}, {:.{d}f}]".format(*r["interval"], d=d)
-    return (r["exp"], f"{r['label']} — {ev.metric_name(r['metric'])}", claimed, r["ours"], one_more, r["verdict"],
-            r["why"] or (r["note"] or ""))
+    return {"exp.": r["exp"], "run — metric": f"{r['label']} — {ev.metric_name(r['metric'])}",
+            "the write-up": claimed, "ours": r["ours"], "one more run": one_more, "verdict": r["verdict"],
+            "note": r["why"] or (r["note"] or "")}
 
 
 def repeated_values(found: dict, runs: dict[str, ev.RunData], baselines: dict[str, str]) -> list[dict]:
@@ -80,10 +85,9 @@ def experiment(number: int, exp, runs: dict[str, ev.RunData], figures: list[dict
                       if r.schedule == "plateau"]}
 
 
-def mean_std(run: ev.RunData, summary: dict, metric: str, unit: str) -> str:
-    """A summary-table cell: aggregate@'s summary.json, or the run's own files for timing and logged gaps."""
-    s = (summarize(list(run.values(metric).values())) if metric in ("train_time_s", "logged_gap")
-         else summary[run.name].get(metric, {"n": 0}))
+def mean_std(run: ev.RunData, metric: str, unit: str) -> str:
+    """A summary-table cell: mean ± std over the seeds that did not diverge."""
+    s = summarize([x for seed, x in run.values(metric).items() if seed not in run.diverged()])
     d, scale = ev.DECIMALS[unit], ev.SCALE[unit]
     if not s["n"]:
         return "—"
@@ -98,8 +102,59 @@ def seed_span(seeds) -> str:
     return ", ".join(map(str, seeds))
 
 
-def render(params, dataset: str, found: dict, claims, runs: dict[str, ev.RunData], summary: dict,
-           figures: dict) -> str:
+GROUPS = {"test_accuracy": "Final test accuracy",
+          "epoch1_val_accuracy": "Speed of learning: validation accuracy after epoch 1",
+          "logged_gap": "Overfitting gap (the write-up's: logged train − validation accuracy, last epoch)"}
+
+
+def effect_record(r: dict) -> dict:
+    """One row of an effects table, cells named by their column."""
+    return {"reading": f"**{r['reading']}**", "technique": r["label"], "exp.": r["exp"],
+            "Δ [adjusted CI]": interval(r), "p (adj.)": p_cell(r["p_adj"]), "family": r["family"] or "—",
+            "n": r["n"] or "—", "rule": r["rule"], "converged": converged_cell(r),
+            "the write-up": "—" if r["claim"] is None else f"{r['claim']:+.2f}", "notes": "; ".join(r["notes"])}
+
+
+def claim_record(r: dict) -> dict:
+    return {"exp.": r["exp"], "claim": r["claim"] + metric_suffix(r), "the write-up": claimed_cell(r),
+            "ours: Δ [adjusted CI]": interval(r), "n": r["n"] or "—", "p (adj.)": p_cell(r["p_adj"]),
+            "rule": r["rule"], "converged": converged_cell(r), "verdict": f"**{r['verdict']}**",
+            "note": "; ".join(x for x in (r["note"], r["why"]) if x)}
+
+
+def effect_groups(effects: list[dict]) -> list[dict]:
+    """The effects table split by what it measures (final test accuracy first), each in reading order."""
+    return [{"title": title, "tally": tally(rows, "reading", READING_ORDER), "rows": list(map(effect_record, rows))}
+            for metric, title in GROUPS.items() if (rows := by_reading([r for r in effects if r["metric"] == metric]))]
+
+
+def listed(rows: list[dict]) -> str:
+    return "; ".join(f"{r['label']} {r['diff']:+.2f}" for r in rows)
+
+
+def answer(found: dict) -> list[str]:
+    """The first screen in plain sentences, from the final-accuracy effects and the claim verdicts."""
+    final = [r for r in found["effects"] if r["metric"] == "test_accuracy" and r["diff"] is not None]
+    pick = lambda *readings: by_reading([r for r in final if r["reading"] in readings])  # noqa: E731
+    helps, hurts = pick(v.HELPS, v.HELPS_SLIGHTLY), pick(v.HURTS, v.HURTS_SLIGHTLY)[::-1]
+    same, still = pick(v.NO_EFFECT), pick(v.UNRESOLVED)
+    big = [r for r in still if abs(r["diff"]) >= found["delta"]]
+    diverges = [r["label"] for r in found["effects"] if r["reading"] == v.DIVERGES]
+    delta = f"±{found['delta']:g}"
+    return [
+        f"**Helps** final test accuracy (adjusted CI above 0; Δ in points): {listed(helps) or 'nothing'}.",
+        f"**Hurts**: {listed(hurts) or 'nothing'}" + (f"; {', '.join(diverges)}: diverges" if diverges else "") + ".",
+        f"**No measurable difference** (CI inside {delta} pts): {listed(same) or 'none'}.",
+        f"**Still open** (CI holds 0 and reaches past {delta}): {len(still)}" + (
+            f"; estimated at {delta} pts or more: " + "; ".join(
+                f"{r['label']} {r['diff']:+.2f}" + (f" (~{r['seeds_needed']} seeds would resolve it)"
+                                                    if r["seeds_needed"] else "") for r in big)
+            + f"; the other {len(still) - len(big)} are estimated inside {delta}" if big else "") + ".",
+        f"**The write-up's {len(found['comparisons'])} claimed differences**: "
+        + tally(found["comparisons"], "verdict", v.CLAIM_VERDICTS + (v.NOT_TESTED,)) + "."]
+
+
+def render(params, dataset: str, found: dict, claims, runs: dict[str, ev.RunData], figures: dict) -> str:
     """The whole results.md. ``figures``: "forest" -> its relative path, experiment number -> its figures."""
     groups = Counter(tuple(run.seeds) for run in runs.values()).most_common()  # most runs first, else in order
     capped = {k: x for k, x in params.limits.model_dump().items() if x is not None}
@@ -107,26 +162,20 @@ def render(params, dataset: str, found: dict, claims, runs: dict[str, ev.RunData
     env.filters.update(cell=lambda c: str(c).replace("|", "\\|").replace("\n", " "), code=lambda x: f"`{x}`")
     text = env.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
         title=DATASET_TITLES[dataset], dataset=dataset, mark=HOST_MARK, delta=f"{found['delta']:g}",
+        alpha=f"{found['alpha']:g}", families=found["families"],
         seeds="; ".join(f"{seed_span(seeds)} ({count} runs)" for seeds, count in groups),
         backends=", ".join(sorted({i["backend"] for r in runs.values() for i in r.infos.values()})),
-        capped=", ".join(f"{k}={x}" for k, x in capped.items()),
-        effects_tally=tally(found["effects"], "reading", READING_ORDER),
-        effects=[(f"**{r['reading']}**", r["label"] + metric_suffix(r), r["exp"], interval(r), p_cell(r["p_holm"]),
-                  r["n"] or "—", r["rule"], converged_cell(r["converged"]) + f" ({r['converged_seeds']})",
-                  "—" if r["claim"] is None else f"{r['claim']:+.2f}", "; ".join(r["notes"]))
-                 for r in by_reading(found["effects"])],
-        forest=figures.get("forest"),
+        capped=", ".join(f"{k}={x}" for k, x in capped.items()), answer=answer(found),
+        effect_groups=effect_groups(found["effects"]), forest=figures.get("forest"),
         claims_tally=tally(found["comparisons"], "verdict", v.CLAIM_VERDICTS + (v.NOT_TESTED,)),
-        comparisons=[(r["exp"], r["claim"] + metric_suffix(r), claimed_cell(r), interval(r), r["n"] or "—",
-                      p_cell(r["p_holm"]), r["rule"], converged_cell(r["converged"]), f"**{r['verdict']}**",
-                      "; ".join(x for x in (r["note"], r["why"]) if x)) for r in found["comparisons"]],
-        checks=[(r["exp"], r["claim"], r["ours"], f"**{r['verdict']}**" if r["claimed"]
-                 else f"{r['verdict']} (not claimed)") for r in found["checks"]],
+        comparisons=list(map(claim_record, found["comparisons"])),
+        checks=[{"exp.": r["exp"], "claim": r["claim"], "ours": r["ours"],
+                 "verdict": f"**{r['verdict']}**" if r["claimed"] else f"{r['verdict']} (not claimed)"}
+                for r in found["checks"]],
         host=found["host_check"], values=[value_cells(r) for r in found["values"]],
         repeated=repeated_values(found, runs, claims.baselines),
         experiments=[experiment(n, exp, runs, figures.get(n, [])) for n, exp in claims.of(dataset).items()],
-        summary_columns=[title for _, title, _ in SUMMARY_COLUMNS],
-        summary=[[f"`{r.name}`", *(mean_std(r, summary, metric, unit) for metric, _, unit in SUMMARY_COLUMNS),
-                  summary[r.name]["seeds"], summary[r.name]["diverged_seeds"]] for r in runs.values()],
+        summary=[{"run": f"`{r.name}`", **{title: mean_std(r, metric, unit) for metric, title, unit in SUMMARY_COLUMNS},
+                  "seeds": len(r.seeds), "diverged": len(r.diverged())} for r in runs.values()],
         cifar=dataset == "fashion_mnist" and "cifar10" in params.datasets)
     return text.rstrip() + "\n"

@@ -1,126 +1,56 @@
-"""Verdict rules: how our per-seed numbers answer a question (pure functions; scipy/statsmodels tests). Each
-rule is in its function's docstring, and in words for the reader in the report (the effects table's legend,
-ch11/report.md.j2's "How to read"). not tested: the data cannot test it (fewer than 2 seeds with a value, a
-schedule that never acted)."""
+"""Verdict rules: the words the report prints, each defined on the numbers printed beside it (pure functions).
+Effects and claims are read off their adjusted CI (ch11/inference.py); each rule is in its function's
+docstring and in words for the reader (ch11/report.md.j2's "How to read"). not tested: the data cannot test
+it (fewer than 2 seeds with a value, a schedule that never acted)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
 
+from ch11.inference import ALPHA
 from ch11.stats import finite
 
-ALPHA = 0.05
 HELPS, HURTS, NO_EFFECT, UNRESOLVED, DIVERGES = "helps", "hurts", "no effect", "unresolved", "diverges"
-READINGS = (HELPS, NO_EFFECT, HURTS, UNRESOLVED, DIVERGES)
-SUPPORTED, SIZE_EXCLUDED, OPPOSITE = "supported", "size excluded", "opposite sign"
-BELOW_RESOLUTION = "consistent, below resolution"
-CLAIM_VERDICTS = (SUPPORTED, SIZE_EXCLUDED, OPPOSITE, NO_EFFECT, BELOW_RESOLUTION)
+HELPS_SLIGHTLY, HURTS_SLIGHTLY = "helps, < δ", "hurts, < δ"
+READINGS = (HELPS, HELPS_SLIGHTLY, NO_EFFECT, HURTS_SLIGHTLY, HURTS, UNRESOLVED, DIVERGES)
+SUPPORTED, SMALLER, LARGER, OPPOSITE = "supported", "smaller than claimed", "larger than claimed", "opposite sign"
+BELOW_RESOLUTION, SIZE_EXCLUDED = "below resolution", "claimed size excluded, sign open"
+CLAIM_VERDICTS = (SUPPORTED, SMALLER, LARGER, OPPOSITE, NO_EFFECT, SIZE_EXCLUDED, BELOW_RESOLUTION)
 IN_RANGE, OUT_OF_RANGE = "in range", "out of range"
 HOLDS, FAILS, MIXED = "holds", "fails", "mixed"
 NOT_TESTED = "not tested"
 
 
-@dataclass(frozen=True)
-class Difference:
-    """mean(a) - mean(b): paired over the seeds both sides share (when at least 2), else Welch."""
-    a: tuple[float, ...]
-    b: tuple[float, ...]
-    paired: bool
-
-    @property
-    def diff(self) -> float:
-        return float(np.mean(self.a) - np.mean(self.b))
-
-    @property
-    def n(self) -> str:
-        return str(len(self.a)) if self.paired else f"{len(self.a)}/{len(self.b)}"
-
-    def _test(self, shift: float = 0.0, alternative: str = "two-sided"):
-        """The t-test of a against b + shift: paired, else Welch."""
-        b = np.add(self.b, shift)
-        if self.paired:
-            return sps.ttest_rel(self.a, b, alternative=alternative)
-        return sps.ttest_ind(self.a, b, equal_var=False, alternative=alternative)
-
-    def _constant(self) -> bool:
-        """No spread at all (e.g. identical runs): t-tests are undefined."""
-        if self.paired:
-            return bool(np.ptp(np.subtract(self.a, self.b)) == 0)
-        return bool(np.ptp(self.a) == 0 and np.ptp(self.b) == 0)
-
-    def p(self) -> float:
-        """Two-sided p-value of 'no difference'."""
-        if self._constant():
-            return 1.0 if self.diff == 0 else 0.0
-        return float(self._test().pvalue)
-
-    def ci(self, level: float = 1 - ALPHA) -> tuple[float, float]:
-        if self._constant():
-            return self.diff, self.diff
-        low, high = self._test().confidence_interval(level)
-        return float(low), float(high)
-
-    def tost_p(self, delta: float) -> float:
-        """p-value of the two one-sided tests that the true difference lies within ±delta."""
-        if self._constant():
-            return 0.0 if abs(self.diff) < delta else 1.0
-        return float(max(self._test(-delta, "greater").pvalue, self._test(delta, "less").pvalue))
+def effect_reading(lo: float, hi: float, delta: float) -> str:
+    """A technique's effect read off its adjusted CI [lo, hi]: helps / hurts when it excludes 0 (", < δ" when it
+    also lies within ±delta), no effect when it holds 0 and lies within ±delta, else unresolved."""
+    within = -delta < lo and hi < delta
+    if lo > 0 or hi < 0:
+        return (HELPS if lo > 0 else HURTS) if not within else (HELPS_SLIGHTLY if lo > 0 else HURTS_SLIGHTLY)
+    return NO_EFFECT if within else UNRESOLVED
 
 
-def compare(a: dict[int, float | None], b: dict[int, float | None]) -> Difference | None:
-    """Seed -> value on each side. Paired over the seeds with a finite value on both sides when there are
-    at least 2 (a seed fixes the data order, and the initial weights where the architecture is the same);
-    Welch otherwise. None when a side has fewer than 2 finite values."""
-    fa = {s: float(v) for s, v in a.items() if finite([v])}
-    fb = {s: float(v) for s, v in b.items() if finite([v])}
-    if len(fa) < 2 or len(fb) < 2:
-        return None
-    shared = sorted(fa.keys() & fb.keys())
-    if len(shared) >= 2:
-        return Difference(tuple(fa[s] for s in shared), tuple(fb[s] for s in shared), True)
-    return Difference(tuple(fa.values()), tuple(fb.values()), False)
-
-
-def holm(pvalues: list[float | None]) -> list[float | None]:
-    """Holm-adjusted p-values (None stays None): the family-wise error rate over the list."""
-    known = [i for i, p in enumerate(pvalues) if p is not None]
-    adjusted = dict(zip(known, multipletests([pvalues[i] for i in known], method="holm")[1])) if known else {}
-    return [float(adjusted[i]) if i in adjusted else None for i in range(len(pvalues))]
-
-
-def effect_reading(d: Difference | None, p_holm: float | None, tost_holm: float | None) -> str:
-    """A technique's effect against its matched baseline: no effect when TOST (Holm) shows it within ±delta, even
-    if also significant; else helps / hurts when significant (Holm); else unresolved."""
-    if d is None or p_holm is None:
-        return NOT_TESTED
-    if tost_holm is not None and tost_holm < ALPHA:
-        return NO_EFFECT
-    if p_holm < ALPHA:
-        return HELPS if d.diff > 0 else HURTS
-    return UNRESOLVED
-
-
-def claim_verdict(d: Difference | None, sign: int, size: float | None, p_holm: float | None,
-                  tost_holm: float | None) -> str:
-    """Verdict on 'mean(a) - mean(b) has sign ``sign`` (and, if given, the size ``size``)': opposite sign,
-    size excluded (our CI misses the size), supported, no effect (TOST; sign-only claims), else below resolution."""
-    if d is None or p_holm is None:
-        return NOT_TESTED
-    lo, hi = d.ci()
-    significant = p_holm < ALPHA
-    if significant and np.sign(d.diff) != sign:
+def claim_verdict(lo: float, hi: float, sign: int, size: float | None, delta: float) -> str:
+    """A claim 'the difference has sign ``sign`` (and size ``size``)' against our adjusted CI [lo, hi]. With the
+    claimed direction counted positive: CI above 0 -> supported (the size inside, or no size claimed), smaller /
+    larger than claimed; CI below 0 -> opposite sign; CI holding 0 -> below resolution when it also holds the
+    claimed size (or none was claimed and the CI reaches past ±delta), no effect when it lies within ±delta,
+    else claimed size excluded, sign open."""
+    low, high = (lo, hi) if sign > 0 else (-hi, -lo)
+    claimed = abs(size) if size is not None else None
+    if high < 0:
         return OPPOSITE
-    if size is not None and not lo <= size <= hi:
-        return SIZE_EXCLUDED
-    if significant:
-        return SUPPORTED
-    if size is None and tost_holm is not None and tost_holm < ALPHA:
+    if low > 0:
+        if claimed is None or low <= claimed <= high:
+            return SUPPORTED
+        return SMALLER if high < claimed else LARGER
+    if claimed is not None and low <= claimed <= high:
+        return BELOW_RESOLUTION
+    if -delta < low and high < delta:
         return NO_EFFECT
-    return BELOW_RESOLUTION
+    return BELOW_RESOLUTION if claimed is None else SIZE_EXCLUDED
 
 
 def prediction_interval(values: list[float]) -> tuple[float, float] | None:

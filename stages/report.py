@@ -1,7 +1,8 @@
 """Stage report@<dataset>: numbers first, then words: metrics/<dataset>/effects.json and reports/<dataset>/.
 
 Usage: python -m stages.report <dataset>
-The numbers: ch11/findings.py; effects.json is a DVC metric (`dvc metrics diff` shows how each effect moved).
+The numbers: ch11/findings.py (ch11/inference.py); effects.json is a DVC metric (`dvc metrics diff` shows how
+each effect moved).
 The figures: ch11/report_figures.py; results.md: ch11/report_text.py and ch11/report.md.j2; curves/: each
 experiment's mean validation curves, the data of its DVC plot. Written atomically.
 No Keras.
@@ -31,16 +32,6 @@ def read_json(path: Path, fix: str) -> dict:
     return found
 
 
-def read_summary(dataset: str, runs: dict[str, ev.RunData]) -> dict:
-    path = paths.summary(dataset)
-    summary = read_json(path, f"run `python -m stages.aggregate {dataset}` (or `dvc repro`) first.")
-    missing = sorted(set(runs) - set(summary))
-    if missing:
-        raise PipelineError(f"{path} has no summary of {', '.join(missing)}: it is older than params.yaml. "
-                            f"Run `python -m stages.aggregate {dataset}` (or `dvc repro`) first.")
-    return summary
-
-
 def read_host_check(dataset: str) -> dict:
     """What a second host measured for ``dataset`` (runs bit-identical there, runs that moved), if anything."""
     if not paths.HOST_CHECKS.exists():
@@ -54,13 +45,15 @@ def read_host_check(dataset: str) -> dict:
 
 
 def effects_metrics(found: dict) -> dict:
-    """effects.json: each effect and each claimed difference by a stable key, its numbers and its reading."""
-    def key(row: dict) -> str:
-        a = row["a"] + (f":{row['a_metric']}" if row.get("a_metric") else "")
-        return f"{a} - {row['b']}" + ("" if row["metric"] == "test_accuracy" else f" ({row['metric']})")
-    fields = ("diff", "ci_low", "ci_high", "n", "p_holm", "tost_holm")
-    return {"effects": {key(r): {**{f: r[f] for f in fields}, "reading": r["reading"]} for r in found["effects"]},
-            "claims": {key(r): {**{f: r[f] for f in fields}, "verdict": r["verdict"]} for r in found["comparisons"]}}
+    """effects.json: each comparison once by its id, with its family, numbers and words (reading where it is an
+    effect, verdict where it is a claim; a claim that is also an effect has both)."""
+    fields = ("family", "diff", "ci_low", "ci_high", "ci_level", "n", "p", "p_adj")
+    out: dict[str, dict] = {}
+    for r in found["effects"]:
+        out.setdefault(r["id"], {f: r[f] for f in fields})["reading"] = r["reading"]
+    for r in found["comparisons"]:
+        out.setdefault(r["id"], {f: r[f] for f in fields})["verdict"] = r["verdict"]
+    return {"alpha": found["alpha"], "delta": found["delta"], "families": found["families"], "comparisons": out}
 
 
 def write_curves(path: Path, curves: list[dict]) -> None:
@@ -87,8 +80,7 @@ def build_report(params, dataset: str, out_dir: Path) -> dict:
     drawn = draw(claims.of(dataset), found, runs, dataset, out_dir / "figures")
     for number, exp in claims.of(dataset).items():
         write_curves(out_dir / "curves" / f"exp{number:02d}.csv", mean_curves(exp, runs))
-    (out_dir / "results.md").write_text(render(params, dataset, found, claims, runs, read_summary(dataset, runs),
-                                               drawn), encoding="utf-8")
+    (out_dir / "results.md").write_text(render(params, dataset, found, claims, runs, drawn), encoding="utf-8")
     return found
 
 
