@@ -2,7 +2,7 @@
 checks them; bench/calibration.py prints them for docs/statistics.md).
 
 The design is the report's: its comparisons, experiments and families (ch11/findings.design), each run's seeds
-and each column's spread as measured. Each simulated study draws, per metric, a common seed effect
+and each column's spread as measured (or every run at the planned seeds). Each simulated study draws, per metric, a common seed effect
 (a seed fixes the data order of every run); every other column shares it (correlation 0.9 between such columns) and the others do not, so some
 comparisons are correlated and some are not, at unequal spreads. The whole procedure (ch11/inference.infer)
 runs on it. An error is a CI that excludes 0 on the wrong side of the true difference, or at all where it is 0.
@@ -29,14 +29,21 @@ class Design:
     mean: dict[tuple[str, str, str], float]           # its mean, as measured
 
 
-def design_of(keys: dict[inf.Key, int], confirmatory: set[inf.Key], exploratory: set[inf.Key], values) -> Design:
-    """The design behind ``keys`` (ch11/findings.design) with each column's seeds, spread and mean from
-    ``values(run, read, metric)`` (seed -> value)."""
+def study_design(params, dataset: str, seeds: list[int] | None = None) -> Design:
+    """The report's design on ``dataset`` (ch11/findings.design) with each column's seeds, spread and mean as
+    measured; ``seeds``: give every column these seeds instead (e.g. the planned ten)."""
+    from ch11 import claims as claims_mod, evidence as ev
+    from ch11.findings import design, scale_of
+    from ch11.stats import runs_of
+
+    runs = {n: ev.load_run(params, dataset, n) for n in runs_of(params, dataset)}
+    _, _, keys, confirmatory, exploratory = design(claims_mod.load(), dataset, runs)
     columns = {(run, read, k[3]) for k in keys for run, read in ((k[0], k[1]), (k[2], k[3]))}
-    measured = {c: {s: x for s, x in values(*c).items() if x is not None and math.isfinite(x)} for c in columns}
-    return Design(keys, confirmatory, exploratory, {c: sorted(m) for c, m in measured.items()},
-                  {c: float(np.std(list(m.values()), ddof=1)) if len(m) > 1 else 0.0 for c, m in measured.items()},
-                  {c: float(np.mean(list(m.values()))) if m else 0.0 for c, m in measured.items()})
+    measured = {c: [x for x in runs[c[0]].values(c[1], scale_of(c[2])).values() if x is not None] for c in columns}
+    return Design(keys, confirmatory, exploratory,
+                  {c: seeds or [s for s, x in runs[c[0]].values(c[1]).items() if x is not None] for c in columns},
+                  {c: float(np.std(m, ddof=1)) if len(m) > 1 else 0.0 for c, m in measured.items()},
+                  {c: float(np.mean(m)) if m else 0.0 for c, m in measured.items()})
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ class BlockModel:
         # each column's share of the residual degrees of freedom (Welch: n - 1; balanced: (S-1)(K-1)/K)
         self.df_per_key = np.array([np.trace(residual_maker[np.ix_(self.key_of == r, self.key_of == r)])
                                     for r in range(len(self.keys))])
+        rss[rss <= 1e-20 * np.sum(self.y ** 2)] = 0.0    # round-off of an exact fit: no spread at all
         self.variances = np.divide(rss, self.df_per_key, out=np.zeros_like(rss), where=self.df_per_key > 0)
 
     def contrast(self, a: Hashable, b: Hashable) -> Estimate | None:
@@ -88,7 +89,7 @@ class BlockModel:
         shared = self.seeds_of[a] & self.seeds_of[b]
         blocked = self.gram.shape[0] > len(self.keys)
         n = str(len(shared)) if blocked else f"{len(self.seeds_of[a])}/{len(self.seeds_of[b])}"
-        return Estimate(float(w @ self.y), math.sqrt(var), df, n, blocked)
+        return Estimate(round(float(w @ self.y), 10), math.sqrt(var), df, n, blocked)   # 10 decimals: no round-off
 
 
 def estimate(columns: dict[Hashable, dict[int, float | None]], a: Hashable, b: Hashable,
