@@ -89,7 +89,7 @@ class BlockModel:
         shared = self.seeds_of[a] & self.seeds_of[b]
         blocked = self.gram.shape[0] > len(self.keys)
         n = str(len(shared)) if blocked else f"{len(self.seeds_of[a])}/{len(self.seeds_of[b])}"
-        return Estimate(round(float(w @ self.y), 10), math.sqrt(var), df, n, blocked)   # 10 decimals: no round-off
+        return Estimate(round(float(w @ self.y), 10) + 0.0, math.sqrt(var), df, n, blocked)  # no round-off, no -0
 
 
 def estimate(columns: dict[Hashable, dict[int, float | None]], a: Hashable, b: Hashable,

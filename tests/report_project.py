@@ -121,8 +121,11 @@ def table_row(text: str, startswith: str) -> str:
     return rows[0]
 
 
-def effects_table(text: str) -> str:
-    return text[text.index("## What each technique does here"):text.index("## The write-up's claims")]
+def effects_table(text: str, group: str = "### Final test accuracy") -> str:
+    """One group of the effects tables (final test accuracy unless ``group`` names another heading)."""
+    start = text.index(group)
+    end = text.find("\n### ", start + 1)
+    return text[start:end if end >= 0 else text.index("## The write-up's claims")]
 
 
 def claims_table(text: str) -> str:

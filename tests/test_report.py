@@ -26,9 +26,13 @@ def report(tmp_path_factory) -> Path:
 def test_the_answer_comes_first_effects_table_then_forest_plot(report):
     text = (report / "results.md").read_text()
     first_table = next(line for line in text.splitlines() if line.startswith("| "))
-    assert first_table.startswith("| reading | technique | exp. | Δ [95 % CI] | p (Holm) |")
-    assert text.index("## What each technique does here") < text.index("![Forest plot of the effects]") \
+    assert first_table.startswith("| reading | technique | exp. | Δ [adjusted CI] | p (adj.) | family | n |")
+    assert text.index("## The answer\n\n- **Helps** final test accuracy") < text.index("### Final test accuracy") \
+        < text.index("### Speed of learning") < text.index("![Forest plot of the effects]") \
         < text.index("## The write-up's claims") < text.index("## How to read")
+    answer = text[text.index("## The answer"):text.index("### Final test accuracy")]
+    assert "best practices combined, the write-up's layer order (vs baseline) +2.45" in answer.split("\n")[2]
+    assert "**No measurable difference** (CI inside ±0.5 pts): SELU" in answer
     assert "Seeds: 1–5 (8 runs). Backend: tensorflow." in text
     assert "**CIFAR-10**" not in text  # make_project has no CIFAR-10 runs
     assert (report / "figures" / "effects_forest.png").read_bytes()[:8] == PNG_MAGIC
@@ -40,21 +44,25 @@ def test_effect_readings_follow_the_numbers_beside_them(report):
     assert "+0.00 [+0.00, +0.00]" in same and "| -0.05 |" in same           # the write-up's Δ beside it
     helps = table_row(table, "**helps** | best practices combined, the write-up's layer order")
     assert "| +2.45 [+2." in helps and "| +2.45 |" in helps
-    epoch1 = table_row(table, "**helps** | BN after the activation (vs none) — validation accuracy after epoch 1")
-    assert "+1.90" in epoch1
+    epoch1 = table_row(effects_table((report / "results.md").read_text(), "### Speed of learning"),
+                       "**helps** | BN after the activation (vs none)")
+    assert "+1.90" in epoch1 and "| n/a |" in epoch1   # the criterion cannot apply after epoch 1
     poor = next(line for line in table.splitlines() if "poor init N(0, 1)" in line)
     assert "`e01_poor_init` diverged in 2 of 5 seeds" in poor  # fewer than half: its others are compared
     order = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| **")]
-    assert order == sorted(order, key=lambda r: ["| **helps**", "| **no effect**", "| **hurts**",
-                                                  "| **unresolved**", "| **diverges**"].index(r))
+    assert order == sorted(order, key=lambda r: ["| **helps**", "| **helps, < δ**", "| **no effect**",
+                                                  "| **hurts, < δ**", "| **hurts**", "| **unresolved**",
+                                                  "| **diverges**"].index(r))
 
 
 def test_effects_json_holds_the_same_numbers_for_dvc_metrics(report):
     effects = json.loads((report.parent.parent / "metrics" / "fashion_mnist" / "effects.json").read_text())
-    best = effects["effects"]["e13_production_common - baseline_es"]
-    assert best["diff"] == pytest.approx(2.45) and best["reading"] == "helps"
-    assert effects["effects"]["e05_bn_after - baseline (epoch1_val_accuracy)"]["diff"] == pytest.approx(1.9)
-    assert effects["claims"]["e13_production_common - baseline_es"]["verdict"] == "supported"
+    best = effects["comparisons"]["e13_production_common-vs-baseline_es"]   # a claim and an effect: one entry
+    assert best["diff"] == pytest.approx(2.45) and best["reading"] == "helps" and best["verdict"] == "supported"
+    assert best["family"] == "confirmatory" and best["p_adj"] < 0.05 < best["ci_low"]
+    bn = effects["comparisons"]["e05_bn_after-vs-baseline.epoch1_val_accuracy"]
+    assert bn["diff"] == pytest.approx(1.9) and bn["family"] == "confirmatory"
+    assert effects["comparisons"]["e05_bn_after-vs-baseline"]["family"] == "exploratory"
     dvc_yaml = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())
     assert {"metrics/${item}/effects.json": {"cache": False}} in dvc_yaml["stages"]["report"]["do"]["metrics"]
 
@@ -62,9 +70,10 @@ def test_effects_json_holds_the_same_numbers_for_dvc_metrics(report):
 def test_claim_verdicts_use_the_vocabulary(report):
     claims = claims_table((report / "results.md").read_text())
     bn = table_row(claims, "5 | BN after activation − no BN")
-    assert "+3.20 pts" in bn and "**size excluded**" in bn                  # +1.9 measured, CI far from 3.2
+    assert "+3.20 pts" in bn and "**smaller than claimed**" in bn          # +1.9 measured, CI far from 3.2
     assert "**supported**" in table_row(claims, "12 | best practices − baseline")
-    assert "**size excluded**" in table_row(claims, "4 | SELU − ReLU")  # identical runs: a zero-width CI
+    selu = table_row(claims, "4 | SELU − ReLU")    # identical runs: a zero-width CI at 0, inside ±δ
+    assert "+0.00 [+0.00, +0.00]" in selu and "**no effect**" in selu
     plateau = table_row(claims, "9 | ReduceLROnPlateau − constant")
     assert "**not tested**" in plateau and "never changed the learning rate" in plateau
 
@@ -88,7 +97,6 @@ def test_a_run_still_improving_at_the_end_of_its_budget_is_flagged(report):
     table = effects_table(text)
     test_accuracy = next(line for line in table.splitlines() if "| BN after the activation (vs none) |" in line)
     assert "**no** (0/5, 0/5)" in test_accuracy
-    assert "n/a (epoch 1) (0/5, 0/5)" in table_row(table, "**helps** | BN after the activation")  # budget-proof
 
 
 def test_a_schedule_that_never_changed_the_lr_is_said(report):

@@ -30,14 +30,15 @@ def test_rows_resting_on_a_run_that_moved_on_a_second_host_are_marked(tmp_path):
                                    "selu": SPECS["selu"]})
     assert run_stage(root, "stages.aggregate", "fashion_mnist").returncode == 0
     assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
-    assert "†" not in table_row(effects_table((root / "reports" / "fashion_mnist" / "results.md").read_text()),
+    speed = "### Speed of learning"
+    assert "†" not in table_row(effects_table((root / "reports" / "fashion_mnist" / "results.md").read_text(), speed),
                                 "**helps** | BN after the activation")
     check = {"hosts": "host B vs host A", "source": "a test", "seeds": [1, 2], "identical": ["baseline"],
              "moved": ["e05_bn_after"], "moved_by": "±0.2 pts"}
     (root / "metrics" / "host_checks.json").write_text(json.dumps({"fashion_mnist": check}))
     assert run_stage(root, "stages.report", "fashion_mnist").returncode == 0
     text = (root / "reports" / "fashion_mnist" / "results.md").read_text()
-    assert "†" in table_row(effects_table(text), "**helps** | BN after the activation")
+    assert "†" in table_row(effects_table(text, speed), "**helps** | BN after the activation")
     assert "†" not in table_row(effects_table(text), "**no effect** | SELU")  # never measured: no mark
     assert "`e05_bn_after` did not (±0.2 pts)" in text
     (root / "metrics" / "host_checks.json").write_text(json.dumps({"fashion_mnist": {"hosts": "x"}}))
