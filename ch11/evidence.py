@@ -24,7 +24,6 @@ METRIC_NAMES = {"test_accuracy": "test accuracy", "best_val_accuracy": "best val
 SCALE = {"percent": 100.0, "points": 100.0, "epochs": 1.0, "minutes": 1 / 60}
 SUFFIX = {"percent": " %", "points": " pts", "epochs": " epochs", "minutes": " min"}
 DECIMALS = {"percent": 2, "points": 2, "epochs": 1, "minutes": 2}
-HOST_MARK = "†"   # a row resting on a run that moved on a second host
 READING_ORDER = v.READINGS + (v.NOT_TESTED,)
 
 
@@ -33,11 +32,10 @@ def metric_name(metric: str) -> str:
 
 
 def interval(row: dict, decimals: int = 2) -> str:
-    """A difference and its CI, '+1.23 [+0.50, +1.96]', marked when a run of it moved on a second host."""
+    """A difference and its CI, '+1.23 [+0.50, +1.96]'."""
     if row["diff"] is None:
         return "—"
-    return (f"{row['diff']:+.{decimals}f} [{row['ci_low']:+.{decimals}f}, {row['ci_high']:+.{decimals}f}]"
-            + (f" {HOST_MARK}" if row.get("host_moved") else ""))
+    return f"{row['diff']:+.{decimals}f} [{row['ci_low']:+.{decimals}f}, {row['ci_high']:+.{decimals}f}]"
 
 
 def metric_suffix(row: dict) -> str:

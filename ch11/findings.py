@@ -38,16 +38,15 @@ def numbers(key: inf.Key, est: inf.Estimate | None, adjusted: inf.Adjusted | Non
     return out
 
 
-def qualifiers(runs: dict[str, ev.RunData], a: str, b: str, metric: str, host: dict) -> dict:
+def qualifiers(runs: dict[str, ev.RunData], a: str, b: str, metric: str) -> dict:
     """What qualifies a comparison: the rule, whether every seed of both runs met the early-stopping criterion
     (None where it cannot apply: a metric read after epoch 1, a schedule that anneals to its last epoch by
-    design), the counts, whether a run moved on a second host."""
+    design), the counts."""
     pair = distinct(runs[a], runs[b])
     counts = [r.converged() for r in pair]
     applies = metric != "epoch1_val_accuracy" and all(r.schedule != "onecycle" for r in pair)
     return {"rule": runs[a].rule, "converged": all(k == n for k, n in counts) if applies else None,
-            "converged_seeds": ", ".join(f"{k}/{n}" for k, n in counts),
-            "host_moved": any(n in host.get("moved", []) for n in (a, b))}
+            "converged_seeds": ", ".join(f"{k}/{n}" for k, n in counts)}
 
 
 def distinct(a: ev.RunData, b: ev.RunData) -> list[ev.RunData]:
@@ -74,11 +73,11 @@ def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
     return notes
 
 
-def effect_row(item: Effect, runs: dict[str, ev.RunData], host: dict, shared: dict) -> dict:
+def effect_row(item: Effect, runs: dict[str, ev.RunData], shared: dict) -> dict:
     a, b = runs[item.a], runs[item.b]
     row = {"exp": item.exp, "label": item.label, "a": item.a, "b": item.b, "metric": item.metric,
            "a_metric": item.a_metric, "claim": item.claim, "notes": notes_for(a, b),
-           **qualifiers(runs, item.a, item.b, item.metric, host), **shared}
+           **qualifiers(runs, item.a, item.b, item.metric), **shared}
     if a.rule != b.rule:
         row["notes"].append(f"rules differ: `{b.name}` {b.rule}")
     if row["seeds_needed"]:
@@ -111,11 +110,11 @@ def not_lr_tested(run: str | None, runs: dict[str, ev.RunData]) -> str:
     return ""
 
 
-def comparison_row(item: Comparison, why: str, runs: dict[str, ev.RunData], labels: dict[str, str], host: dict,
+def comparison_row(item: Comparison, why: str, runs: dict[str, ev.RunData], labels: dict[str, str],
                    shared: dict) -> dict:
     row = {"claim": f"{labels[item.a]} − {labels[item.b]}", "a": item.a, "b": item.b, "metric": item.metric,
            "sign": item.sign, "size": item.size, "note": item.note, "why": why,
-           **qualifiers(runs, item.a, item.b, item.metric, host), **shared}
+           **qualifiers(runs, item.a, item.b, item.metric), **shared}
     row["verdict"] = v.NOT_TESTED if why or row["diff"] is None else v.claim_verdict(
         row["ci_low"], row["ci_high"], 1 if item.sign == "+" else -1, item.size, shared["delta"])
     del row["delta"]
@@ -170,7 +169,7 @@ def design(claims: Claims, dataset: str, runs: dict[str, ev.RunData]):
     return claimed, effects, keys, confirmatory, {key_of(i) for i in effects} - confirmatory
 
 
-def findings(claims: Claims, dataset: str, runs: dict[str, ev.RunData], host: dict) -> dict:
+def findings(claims: Claims, dataset: str, runs: dict[str, ev.RunData], hosts: list[dict]) -> dict:
     """Everything the report states, as numbers and verdicts (module docstring). Each comparison is estimated once
     and belongs to one family: confirmatory when it is a claim of the write-up that the data can test, else
     exploratory; every table that shows it shows the same numbers."""
@@ -179,7 +178,7 @@ def findings(claims: Claims, dataset: str, runs: dict[str, ev.RunData], host: di
     claimed, effects, keys, confirmatory, exploratory = design(claims, dataset, runs)
     judged = inf.infer(keys, confirmatory, exploratory, lambda run, read, metric: runs[run].values(read, scale_of(metric)))
     shared = {k: {**numbers(k, *judged[k], claims.delta), "delta": claims.delta} for k in keys}
-    comparisons = [{"exp": number, **comparison_row(item, why, runs, experiments[number].runs, host,
+    comparisons = [{"exp": number, **comparison_row(item, why, runs, experiments[number].runs,
                                                     shared[key_of(item)])} for number, item, why in claimed]
     for row in comparisons:
         if row["why"]:
@@ -188,10 +187,10 @@ def findings(claims: Claims, dataset: str, runs: dict[str, ev.RunData], host: di
     for number, exp in experiments.items():
         values += [{"exp": number, **value_row(i, runs, exp.runs[i.run])} for i in exp.values if present(i.run)]
         checks += [{"exp": number, **check_row(i, runs)} for i in exp.checks if present(i.run)]
-    return {"dataset": dataset, "delta": claims.delta, "alpha": inf.ALPHA, "host_check": host,
+    return {"dataset": dataset, "delta": claims.delta, "alpha": inf.ALPHA, "host_checks": hosts,
             "families": {f: sum(1 for _, a in judged.values() if a and a.family == f)
                          for f in (inf.CONFIRMATORY, inf.EXPLORATORY)},
-            "effects": [effect_row(item, runs, host, shared[key_of(item)]) for item in effects],
+            "effects": [effect_row(item, runs, shared[key_of(item)]) for item in effects],
             "comparisons": comparisons, "values": values, "checks": checks,
             "runs": {name: {"seeds": run.seeds, "diverged": len(run.diverged()), "rule": run.rule,
                             "converged_seeds": run.converged()[0], "lr_acted_seeds": run.lr_acted()}

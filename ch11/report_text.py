@@ -10,7 +10,7 @@ from pathlib import Path
 import jinja2
 
 from ch11 import evidence as ev, verdicts as v
-from ch11.evidence import HOST_MARK, READING_ORDER, by_reading, interval, metric_suffix
+from ch11.evidence import READING_ORDER, by_reading, interval, metric_suffix
 from ch11.findings import percent
 from ch11.stats import summarize
 
@@ -161,7 +161,7 @@ def render(params, dataset: str, found: dict, claims, runs: dict[str, ev.RunData
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters.update(cell=lambda c: str(c).replace("|", "\\|").replace("\n", " "), code=lambda x: f"`{x}`")
     text = env.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
-        title=DATASET_TITLES[dataset], dataset=dataset, mark=HOST_MARK, delta=f"{found['delta']:g}",
+        title=DATASET_TITLES[dataset], dataset=dataset, delta=f"{found['delta']:g}",
         alpha=f"{found['alpha']:g}", families=found["families"],
         seeds="; ".join(f"{seed_span(seeds)} ({count} runs)" for seeds, count in groups),
         backends=", ".join(sorted({i["backend"] for r in runs.values() for i in r.infos.values()})),
@@ -172,7 +172,7 @@ def render(params, dataset: str, found: dict, claims, runs: dict[str, ev.RunData
         checks=[{"exp.": r["exp"], "claim": r["claim"], "ours": r["ours"],
                  "verdict": f"**{r['verdict']}**" if r["claimed"] else f"{r['verdict']} (not claimed)"}
                 for r in found["checks"]],
-        host=found["host_check"], values=[value_cells(r) for r in found["values"]],
+        hosts=found["host_checks"], values=[value_cells(r) for r in found["values"]],
         repeated=repeated_values(found, runs, claims.baselines),
         experiments=[experiment(n, exp, runs, figures.get(n, [])) for n, exp in claims.of(dataset).items()],
         summary=[{"run": f"`{r.name}`", **{title: mean_std(r, metric, unit) for metric, title, unit in SUMMARY_COLUMNS},

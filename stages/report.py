@@ -32,16 +32,19 @@ def read_json(path: Path, fix: str) -> dict:
     return found
 
 
-def read_host_check(dataset: str) -> dict:
-    """What a second host measured for ``dataset`` (runs bit-identical there, runs that moved), if anything."""
+def read_host_checks(dataset: str) -> list[dict]:
+    """What other hosts measured for ``dataset`` (runs bit-identical there, runs that moved), if anything."""
     if not paths.HOST_CHECKS.exists():
-        return {}
-    found = read_json(paths.HOST_CHECKS, f"restore it with `git checkout {paths.HOST_CHECKS}`.").get(dataset, {})
-    missing = {"hosts", "source", "seeds", "identical", "moved", "moved_by"} - set(found)
-    if found and missing:
-        raise PipelineError(f"{paths.HOST_CHECKS}: the entry for {dataset} lacks {', '.join(sorted(missing))}; "
-                            "add them (see the other entries) or remove the entry.")
-    return found
+        return []
+    fix = f"restore it with `git checkout {paths.HOST_CHECKS}`."
+    checks = read_json(paths.HOST_CHECKS, fix).get(dataset, [])
+    if not isinstance(checks, list):
+        raise PipelineError(f"{paths.HOST_CHECKS} must map each dataset to a list of host checks: {fix}")
+    for i, check in enumerate(checks):
+        if missing := {"hosts", "source", "seeds", "identical", "moved", "moved_by"} - set(check):
+            raise PipelineError(f"{paths.HOST_CHECKS}: check {i + 1} for {dataset} lacks "
+                                f"{', '.join(sorted(missing))}; add them (see the other checks) or remove it.")
+    return checks
 
 
 def effects_metrics(found: dict) -> dict:
@@ -76,7 +79,7 @@ def build_report(params, dataset: str, out_dir: Path) -> dict:
     if unknown:
         print(f"report {dataset}: claims.yaml names runs that params.yaml does not define (skipped): "
               f"{', '.join(unknown)}")
-    found = findings(claims, dataset, runs, read_host_check(dataset))
+    found = findings(claims, dataset, runs, read_host_checks(dataset))
     drawn = draw(claims.of(dataset), found, runs, dataset, out_dir / "figures")
     for number, exp in claims.of(dataset).items():
         write_curves(out_dir / "curves" / f"exp{number:02d}.csv", mean_curves(exp, runs))
