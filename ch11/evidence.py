@@ -149,9 +149,6 @@ def per_epoch(run: RunData, column: str, scale: float = 100.0) -> dict | None:
 
 
 def n_note(counts: list[int]) -> str:
-    """'n=5', or how the number of seeds behind the mean changes: 'n=5 at epoch 1, 1 from epoch 3'."""
-    changes = [f"{counts[i]} from epoch {i + 1}" for i in range(1, len(counts)) if counts[i] != counts[i - 1]]
-    if not changes:
-        return f"n={counts[0]}"
-    parts = [f"n={counts[0]} at epoch 1", *changes]
-    return ", ".join(parts[:4]) + (", …" if len(parts) > 4 else "")
+    """'n=5', or how the number of seeds behind the mean falls: 'n=5→1, from epoch 22'."""
+    changes = [i for i in range(1, len(counts)) if counts[i] != counts[i - 1]]
+    return f"n={counts[0]}" + (f"→{counts[-1]}, from epoch {changes[0] + 1}" if changes else "")

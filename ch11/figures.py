@@ -27,20 +27,26 @@ STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fo
 SEED_NOTE = "bar = mean over seeds, error bar = ±1 std (sample, ddof=1), dots = individual seeds"
 
 
+def legend_columns(curves: list[dict]) -> int:
+    """Columns of the legend below the axes: as many as fit the figure's width (labels run to ~60 characters)."""
+    longest = max(len(c["label"]) + len(c.get("n_note", "")) for c in curves)
+    return 1 if len(curves) <= 3 else 3 if longest <= 40 else 2
+
+
 def epoch_figure(curves: list[dict]):
-    """A figure whose axes keep their height however many curves the legend below them lists (two columns)."""
-    rows = math.ceil(len(curves) / 2)
-    return plt.subplots(figsize=(10, 4.6 + 0.24 * rows))
+    """A figure whose axes keep their height however many curves the legend below them lists."""
+    return plt.subplots(figsize=(10.5, 5.2 + 0.22 * math.ceil(len(curves) / legend_columns(curves))))
 
 
 def _save_epoch_plot(fig, ax, curves: list[dict], path: Path, title: str, ylabel: str) -> Path:
-    """Integer epoch ticks on short runs, the legend below the axes in two columns."""
+    """Integer epoch ticks on short runs, the legend below the axes."""
     ax.set(xlabel="epoch", ylabel=ylabel)
     ax.set_title(title, fontweight="bold")
     longest = max(len(c["epochs"]) for c in curves)
     if longest <= 15:
         ax.set_xticks(np.arange(1, longest + 1))
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False, ncol=2, fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False, ncol=legend_columns(curves),
+              fontsize=8)
     fig.tight_layout()
     return save(fig, path)
 
@@ -237,7 +243,7 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
     if not rows:
         return None
     height = 0.27 * len(rows) + 1.6
-    fig, ax = plt.subplots(figsize=(9.5, height))
+    fig, ax = plt.subplots(figsize=(13, height))
     y = np.arange(len(rows))[::-1]
     ax.axvspan(-delta, delta, color="#4575b4", alpha=0.12, lw=0)
     ax.axvline(0, color="black", lw=0.8)

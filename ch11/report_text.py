@@ -107,24 +107,25 @@ GROUPS = {"test_accuracy": "Final test accuracy",
           "logged_gap": "Overfitting gap (the write-up's: logged train − validation accuracy, last epoch)"}
 
 
-def effect_record(r: dict) -> dict:
+def effect_record(r: dict, exps: dict[int, str]) -> dict:
     """One row of an effects table, cells named by their column."""
-    return {"reading": f"**{r['reading']}**", "technique": r["label"], "exp.": r["exp"],
+    return {"reading": f"**{r['reading']}**", "technique": r["label"], "exp.": exps[r["exp"]],
             "Δ [adjusted CI]": interval(r), "p (adj.)": p_cell(r["p_adj"]), "family": r["family"] or "—",
             "n": r["n"] or "—", "rule": r["rule"], "converged": converged_cell(r),
             "the write-up": "—" if r["claim"] is None else f"{r['claim']:+.2f}", "notes": "; ".join(r["notes"])}
 
 
-def claim_record(r: dict) -> dict:
-    return {"exp.": r["exp"], "claim": r["claim"] + metric_suffix(r), "the write-up": claimed_cell(r),
+def claim_record(r: dict, exps: dict[int, str]) -> dict:
+    return {"exp.": exps[r["exp"]], "claim": r["claim"] + metric_suffix(r), "the write-up": claimed_cell(r),
             "ours: Δ [adjusted CI]": interval(r), "n": r["n"] or "—", "p (adj.)": p_cell(r["p_adj"]),
             "rule": r["rule"], "converged": converged_cell(r), "verdict": f"**{r['verdict']}**",
             "note": "; ".join(x for x in (r["note"], r["why"]) if x)}
 
 
-def effect_groups(effects: list[dict]) -> list[dict]:
+def effect_groups(effects: list[dict], exps: dict[int, str]) -> list[dict]:
     """The effects table split by what it measures (final test accuracy first), each in reading order."""
-    return [{"title": title, "tally": tally(rows, "reading", READING_ORDER), "rows": list(map(effect_record, rows))}
+    return [{"title": title, "tally": tally(rows, "reading", READING_ORDER),
+             "rows": [effect_record(r, exps) for r in rows]}
             for metric, title in GROUPS.items() if (rows := by_reading([r for r in effects if r["metric"] == metric]))]
 
 
@@ -158,6 +159,7 @@ def render(params, dataset: str, found: dict, claims, runs: dict[str, ev.RunData
     """The whole results.md. ``figures``: "forest" -> its relative path, experiment number -> its figures."""
     groups = Counter(tuple(run.seeds) for run in runs.values()).most_common()  # most runs first, else in order
     capped = {k: x for k, x in params.limits.model_dump().items() if x is not None}
+    exps = {n: e.name.replace("Exercise ", "ex. ") if e.name else str(n) for n, e in claims.of(dataset).items()}
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters.update(cell=lambda c: str(c).replace("|", "\\|").replace("\n", " "), code=lambda x: f"`{x}`")
     text = env.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
@@ -166,9 +168,9 @@ def render(params, dataset: str, found: dict, claims, runs: dict[str, ev.RunData
         seeds="; ".join(f"{seed_span(seeds)} ({count} runs)" for seeds, count in groups),
         backends=", ".join(sorted({i["backend"] for r in runs.values() for i in r.infos.values()})),
         capped=", ".join(f"{k}={x}" for k, x in capped.items()), answer=answer(found),
-        effect_groups=effect_groups(found["effects"]), forest=figures.get("forest"),
+        effect_groups=effect_groups(found["effects"], exps), forest=figures.get("forest"),
         claims_tally=tally(found["comparisons"], "verdict", v.CLAIM_VERDICTS + (v.NOT_TESTED,)),
-        comparisons=list(map(claim_record, found["comparisons"])),
+        comparisons=[claim_record(r, exps) for r in found["comparisons"]],
         checks=[{"exp.": r["exp"], "claim": r["claim"], "ours": r["ours"],
                  "verdict": f"**{r['verdict']}**" if r["claimed"] else f"{r['verdict']} (not claimed)"}
                 for r in found["checks"]],
