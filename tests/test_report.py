@@ -49,14 +49,14 @@ def test_effect_readings_follow_the_numbers_beside_them(report):
                                                   "| **unresolved**", "| **diverges**"].index(r))
 
 
-def test_effects_json_holds_the_same_numbers_for_dvc_metrics(report):
+def test_effects_json_holds_the_same_numbers_as_a_plain_output(report):
     effects = json.loads((report.parent.parent / "metrics" / "fashion_mnist" / "effects.json").read_text())
     best = effects["effects"]["e13_production_common - baseline_es"]
     assert best["diff"] == pytest.approx(2.45) and best["reading"] == "helps"
     assert effects["effects"]["e05_bn_after - baseline (epoch1_val_accuracy)"]["diff"] == pytest.approx(1.9)
     assert effects["claims"]["e13_production_common - baseline_es"]["verdict"] == "supported"
     dvc_yaml = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())
-    assert {"metrics/${item}/effects.json": {"cache": False}} in dvc_yaml["stages"]["report"]["do"]["metrics"]
+    assert {"metrics/${item}/effects.json": {"cache": False}} in dvc_yaml["stages"]["report"]["do"]["outs"]
 
 
 def test_claim_verdicts_use_the_vocabulary(report):
