@@ -55,7 +55,7 @@ def test_effect_readings_follow_the_numbers_beside_them(report):
                                                   "| **diverges**"].index(r))
 
 
-def test_effects_json_holds_the_same_numbers_for_dvc_metrics(report):
+def test_effects_json_holds_the_same_numbers_as_a_plain_output(report):
     effects = json.loads((report.parent.parent / "metrics" / "fashion_mnist" / "effects.json").read_text())
     best = effects["comparisons"]["e13_production_common-vs-baseline_es"]   # a claim and an effect: one entry
     assert best["diff"] == pytest.approx(2.45) and best["reading"] == "helps" and best["verdict"] == "supported"
@@ -64,7 +64,7 @@ def test_effects_json_holds_the_same_numbers_for_dvc_metrics(report):
     assert bn["diff"] == pytest.approx(1.9) and bn["family"] == "confirmatory"
     assert effects["comparisons"]["e05_bn_after-vs-baseline"]["family"] == "exploratory"
     dvc_yaml = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())
-    assert {"metrics/${item}/effects.json": {"cache": False}} in dvc_yaml["stages"]["report"]["do"]["metrics"]
+    assert {"metrics/${item}/effects.json": {"cache": False}} in dvc_yaml["stages"]["report"]["do"]["outs"]
 
 
 def test_claim_verdicts_use_the_vocabulary(report):
