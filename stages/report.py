@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ch11 import atomic, claims as claims_mod, evidence as ev, paths, params as params_mod
+from ch11 import atomic, claims as claims_mod, dvc_metrics, evidence as ev, paths, params as params_mod
 from ch11.errors import PipelineError, run_main
 from ch11.findings import findings
 from ch11.report_figures import draw, mean_curves
@@ -83,6 +83,8 @@ def build_report(params, dataset: str, out_dir: Path) -> dict:
     drawn = draw(claims.of(dataset), found, runs, dataset, out_dir / "figures")
     for number, exp in claims.of(dataset).items():
         write_curves(out_dir / "curves" / f"exp{number:02d}.csv", mean_curves(exp, runs))
+    forest = pd.DataFrame(found["effects"], columns=["id", "label", "diff", "ci_low", "ci_high"])
+    forest.drop_duplicates("id").dropna().to_csv(out_dir / "effects.csv", index=False)   # `dvc plots diff`
     (out_dir / "results.md").write_text(render(params, dataset, found, claims, runs, drawn), encoding="utf-8")
     return found
 
@@ -95,7 +97,9 @@ def main(argv: list[str]) -> None:
     params = params_mod.load()
     with atomic.atomic_path(paths.report_dir(dataset), is_dir=True) as out:
         found = build_report(params, dataset, out)
+    effects = list({r["id"]: r for r in found["effects"]}.values())   # one per comparison
     atomic.write_json(paths.effects(dataset), effects_metrics(found))
+    dvc_metrics.write_files(dvc_metrics.effects_dir(dataset), dvc_metrics.effect_metrics(effects))
     print(f"report {dataset}: wrote {paths.report_dir(dataset) / 'results.md'}, figures/ and {paths.effects(dataset)}")
 
 
