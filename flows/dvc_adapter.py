@@ -127,6 +127,27 @@ class DvcAdapter:
             stage.dump(update_pipeline=False)
             return "restored", None
 
+    def outlook(self, names: list[str]) -> dict[str, str]:
+        """What :meth:`prepare` should find for each planned stage of ``names``, looked at before anything
+        runs (each upstream stage taken to write what dvc.lock records): 'run' (command, params or deps
+        changed, or outputs neither present nor cached), 'cached' (outputs to check out of the DVC cache)
+        or 'unchanged'. For the flow's cost line; changes nothing."""
+        found = {}
+        with self.repo():
+            for name in names:
+                stage = self.stages[name]
+                upstream = [self.stages[up] for up in self.upstream.get(name, [])]
+                if stage.changed_stage() or stage.changed_deps(allow_missing=True, upstream=upstream):
+                    found[name] = "run"
+                    continue
+                status = {state if out.use_cache else "not in cache"   # uncached: nothing to check out
+                          for out in stage.outs for state in out.status().values()}
+                if not status or (self.allow_missing and status <= {"not in cache", "deleted"}):
+                    found[name] = "unchanged"
+                else:
+                    found[name] = "run" if status & {"not in cache", "new"} else "cached"
+        return found
+
     def record(self, names: list[str]) -> dict[str, str]:
         """What `dvc repro` does after a stage's command - save deps and outs, commit the outs to the
         cache, write the stage's dvc.lock entry - for several finished stages at once (one read and

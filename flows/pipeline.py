@@ -25,10 +25,14 @@ commands run in parallel. Stages whose commands end together are written to dvc.
 write re-reads and re-writes the whole file, seconds with a full-size dvc.lock
 (`dvc repro` pays that per stage).
 
-Cores and devices (flows/host.py): on a CPU host each command gets ``CH11_WORKERS = max(1, cores // concurrency)``
-seeds at once, each in a process of one thread (``CH11_THREADS=1``, as under `dvc repro`, so results never
-depend on the concurrency), and ``concurrency`` defaults to the core count, or fewer when the plan never has
-that many stages side by side (one edited run: one command with every core as workers). On a GPU host (``nvidia-smi -L`` or
+Before anything runs, the flow says what the planned trainings cost by the recorded timings
+(flows/estimates.py): in all, what is unchanged or in the DVC cache, and what is left to run.
+
+Cores and devices (flows/host.py): cores follow the work. The commands that start together share the cores
+with those still running: each gets ``CH11_WORKERS = max(1, cores // commands running)`` seeds at once, each
+in a process of one thread (``CH11_THREADS=1``, as under `dvc repro`, so results never depend on it), so the
+one changed training among unchanged stages trains its seeds on every core; ``concurrency`` (commands at
+once) defaults to the core count. On a GPU host (``nvidia-smi -L`` or
 ``CUDA_VISIBLE_DEVICES``; no framework is imported here) ``concurrency`` defaults to ``per_gpu`` (8)
 trainings per visible GPU, each pinned to one GPU with ``CUDA_VISIBLE_DEVICES`` and allocating memory
 as it needs it (JAX: no pre-allocation; TensorFlow: memory growth). With a
@@ -42,8 +46,9 @@ restore must happen after its upstream is recorded, in the one thread that talks
 hands Prefect's task runner (``ThreadPoolTaskRunner`` or ``DaskTaskRunner``) only stages that are ready,
 so every worker runs a command, and records finished ones in batches.
 
-SIGINT (Ctrl-C) or SIGTERM stops every running stage command (each runs in its own process group), starts
-nothing more and ends the flow within seconds with one line and exit code 130/143; finished stages stay
+SIGINT (Ctrl-C) or SIGTERM, to the flow or its whole process group, stops every running stage command (each
+runs in its own process group), starts nothing more and ends the flow and its local Prefect server within
+seconds, with one line and exit code 130/143, waiting on no server (flows/stopping.py); finished stages stay
 recorded, and a re-run resumes each interrupted training from its last finished epoch. (Commands running
 on a Dask cluster's workers are other processes: the signal stops the flow there, not them.)
 
@@ -65,10 +70,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
 
 # A first run on a fresh machine creates Prefect's SQLite database while the ephemeral server starts,
@@ -76,21 +78,20 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from prefect import flow, get_run_logger  # noqa: E402 - after the setting above
-from prefect.exceptions import TerminationSignal  # noqa: E402
 from prefect.states import Failed, State  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
+from flows import stopping  # noqa: E402
 from flows.artifacts import publish_artifacts  # noqa: E402
-from flows.dvc_adapter import DVC_LOCK, DvcAdapter  # noqa: E402
-from flows.estimates import recorded_seconds  # noqa: E402
-from flows.host import cpu_cores, visible_gpus, workers_per_command  # noqa: E402
-from flows.scheduler import Scheduler, StageFailed, stop_commands, widest_level  # noqa: E402
+from flows.dvc_adapter import DvcAdapter  # noqa: E402
+from flows.estimates import cost_line, recorded_seconds, seed_times, training_run  # noqa: E402
+from flows.host import cpu_cores, visible_gpus  # noqa: E402
+from flows.scheduler import STOP, Scheduler, StageFailed, stop_commands  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Trainings per GPU. Measured by the team on one H200 with Keras-JAX (team notes, outside this repository):
 # 8 production-MLP trainings at once ran at 2.2-2.9 s/epoch each vs 1.4 s alone, ~4.7x the throughput of one.
 PER_GPU = 8
-GRACE_S = 8    # after SIGINT/SIGTERM: time for the stopped commands' flow bookkeeping before a hard exit
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -107,8 +108,7 @@ def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = No
 
     Args:
         targets: stage names, groups (``train``) or fnmatch globs (``train@e04_*``); default all stages.
-        concurrency: commands at once; default ``per_gpu`` x the visible GPUs, else the CPU cores (no more
-            than the plan has stages side by side).
+        concurrency: commands at once; default ``per_gpu`` x the visible GPUs, else the CPU cores.
         per_gpu: trainings sharing one GPU (the models are small: one leaves most of a GPU idle).
         stage_timeout_s: a command running longer is killed and its stage fails with that reason.
         dask_address: run the commands on this existing Dask scheduler instead of a thread pool.
@@ -117,6 +117,7 @@ def ch11_pipeline(targets: list[str] | None = None, concurrency: int | None = No
         allow_missing: as `dvc repro --allow-missing`: a stage whose outputs are absent (a clone without
             the DVC cache) but whose command, deps and params are unchanged is skipped.
     """
+    stopping.reclaim()
     logger = get_run_logger()
     root = Path(project_dir or PROJECT_ROOT).resolve()
     book = DvcAdapter(root, allow_missing)
@@ -136,14 +137,12 @@ def _run(book: DvcAdapter, root: Path, targets, concurrency, dask_address, keep_
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     order, upstream = book.plan(targets)
-    # by default no more slots than the plan has stages side by side (one edited run: one command, whose
-    # seeds then get every core as workers)
-    concurrency = concurrency or min(per_gpu * len(gpus) or cores, widest_level(order, upstream))
-    workers = workers_per_command(cores, concurrency)
-    if gpus:   # a command's workers share its one GPU: at most per_gpu of them, as stages are packed
-        workers = min(workers, per_gpu)
-    logger.info("%d stage(s) to check in %s; %d at once, CH11_WORKERS=%d, %s", len(order), root, concurrency,
-                workers, f"GPUs {', '.join(gpus)}" if gpus else "CPU only")
+    concurrency = concurrency or per_gpu * len(gpus) or cores
+    logger.info("%d stage(s) to check in %s; up to %d command(s) at once, sharing %d cores (CH11_WORKERS), %s",
+                len(order), root, concurrency, cores, f"GPUs {', '.join(gpus)}" if gpus else "CPU only")
+    timed = set(seed_times(root))
+    logger.info("%s", cost_line(root, book.outlook([name for name in order if training_run(name) in timed]),
+                                max(concurrency, cores)))
     if dask_address:
         from prefect_dask import DaskTaskRunner
 
@@ -152,8 +151,9 @@ def _run(book: DvcAdapter, root: Path, targets, concurrency, dask_address, keep_
         runner = ThreadPoolTaskRunner(max_workers=concurrency)
     try:
         with runner:
-            scheduler = Scheduler(book, order, upstream, runner, concurrency, workers, gpus, keep_going,
-                                  logger, stage_timeout_s, recorded_seconds(root, workers))
+            # on a GPU host a command's workers share its one GPU: at most per_gpu of them
+            scheduler = Scheduler(book, order, upstream, runner, concurrency, cores, gpus, keep_going, logger,
+                                  stage_timeout_s, recorded_seconds(root), per_gpu if gpus else None)
             try:
                 summary = scheduler.run()
             except BaseException:   # Prefect's TerminationSignal (SIGTERM) or Ctrl-C: before the runner
@@ -161,7 +161,8 @@ def _run(book: DvcAdapter, root: Path, targets, concurrency, dask_address, keep_
                 raise
     finally:
         try:
-            publish_artifacts(root)
+            if not STOP.is_set():   # stopping: its server may be gone (flows/stopping.py)
+                publish_artifacts(root)
         except Exception as exc:  # noqa: BLE001 - never hide the run's own outcome behind an artifact error
             logger.warning("could not publish the artifacts: %s", exc)
     logger.info("ran %d, restored %d, skipped %d (unchanged)", len(summary["ran"]), len(summary["restored"]),
@@ -173,40 +174,6 @@ def _run(book: DvcAdapter, root: Path, targets, concurrency, dask_address, keep_
             message += f"\n\nNot run because of this: {', '.join(left)}."
         raise StageFailed(message)
     return summary
-
-
-RECEIVED: list[int] = []   # the signal that stopped the flow
-
-
-def interrupted_line() -> str:
-    return (f"interrupted by {signal.Signals(RECEIVED[0]).name}: the running stage commands were stopped; "
-            "finished stages are recorded in dvc.lock, nothing half-written is left, and a re-run resumes "
-            "(each training from its last finished epoch)")
-
-
-def stop_on_signals() -> None:
-    """SIGINT (Ctrl-C) or SIGTERM: stop every stage command at once and start nothing more. The flow then
-    ends on its own, or after GRACE_S seconds regardless (its local Prefect server may have died of the
-    same Ctrl-C), never in the middle of a dvc.lock write. A second signal exits at once."""
-    def on_signal(signum, _frame):
-        if RECEIVED:
-            os._exit(128 + signum)
-        RECEIVED.append(signum)
-        stop_commands()
-        threading.Thread(target=exit_after_grace, daemon=True).start()
-
-    def exit_after_grace() -> None:
-        time.sleep(GRACE_S)
-        DVC_LOCK.acquire(timeout=30)   # a lock-file write in progress ends first
-        server = sys.modules.get("prefect.server.api.server")   # the local server, if this flow started one
-        for instance in list(server.SubprocessASGIServer._instances.values()) if server else []:
-            if instance.server_process:
-                instance.server_process.kill()
-        print(f"error: {interrupted_line()}", file=sys.stderr, flush=True)
-        os._exit(128 + RECEIVED[0])
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,16 +191,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-missing", action="store_true",
                         help="skip stages whose outputs are absent but unchanged (a clone without the DVC cache)")
     args = parser.parse_args(argv)
-    stop_on_signals()
+    stopping.install()
     try:
         summary = ch11_pipeline(targets=args.targets, concurrency=args.concurrency, dask_address=args.dask_address,
                                 project_dir=args.project_dir, keep_going=args.keep_going, per_gpu=args.per_gpu,
                                 stage_timeout_s=args.stage_timeout, allow_missing=args.allow_missing)
-    except (StageFailed, KeyboardInterrupt, TerminationSignal) as exc:
-        if isinstance(exc, TerminationSignal) and not RECEIVED:   # Prefect's SIGTERM, re-sent to us after
-            RECEIVED.append(signal.SIGTERM)
-        print(f"error: {interrupted_line() if RECEIVED else exc}", file=sys.stderr)
-        return 128 + RECEIVED[0] if RECEIVED else 1
+    except BaseException as exc:
+        if stopping.RECEIVED:     # whatever the flow's end raised after the signal: the one line instead
+            stopping.exit_now()
+        if not isinstance(exc, StageFailed):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if stopping.RECEIVED:
+        stopping.exit_now()
     print(json.dumps(summary, indent=2))
     return 0
 

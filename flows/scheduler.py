@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
 from flows.dvc_adapter import DvcAdapter
-from flows.host import command_env
+from flows.host import command_env, workers_per_command
 
 STDERR_TAIL = 8                      # lines of a failed command's stderr quoted in the error
 # Lines TensorFlow prints on every import, before its logging is set up (so TF_CPP_MIN_LOG_LEVEL cannot
@@ -32,20 +32,28 @@ class StageFailed(Exception):
     """A stage's command exited non-zero, or DVC could not prepare or record the stage; says which and why."""
 
 
-STOP = threading.Event()            # set on SIGINT/SIGTERM (flows/pipeline.py): start nothing more
-COMMANDS: set[subprocess.Popen] = set()   # the stage commands running now, each in its own process group
-COMMANDS_LOCK = threading.Lock()
+STOP = threading.Event()            # set on SIGINT/SIGTERM (flows/stopping.py): start nothing more
+COMMANDS: dict[subprocess.Popen, str] = {}   # the stage commands running now (each in its own process
+COMMANDS_LOCK = threading.Lock()             # group), and their stages
+STOPPED: list[str] = []    # stages whose commands stop_commands() ended
+RECORDED: list[str] = []   # stages this process ran and recorded in dvc.lock
 
 
 def stop_commands() -> None:
     """Stop every running stage command (SIGTERM to its process group: the stage and its workers)."""
     STOP.set()
     with COMMANDS_LOCK:
-        for proc in COMMANDS:
+        for proc, stage in COMMANDS.items():
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+            STOPPED.append(stage)
+
+
+def commands_running() -> bool:
+    with COMMANDS_LOCK:
+        return bool(COMMANDS)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -77,7 +85,7 @@ def stage_commands(stage: str, commands: list[list[str]], cwd: str, env: dict[st
                 raise StageFailed(f"stage '{stage}' was not started: the flow is stopping")
             proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, errors="replace", close_fds=True, start_new_session=True)
-            COMMANDS.add(proc)
+            COMMANDS[proc] = stage
         tail: deque[str] = deque(maxlen=STDERR_TAIL)
 
         def pump(stream, keep: deque | None) -> None:
@@ -98,7 +106,7 @@ def stage_commands(stage: str, commands: list[list[str]], cwd: str, env: dict[st
         reader.join()
         code = proc.wait()
         with COMMANDS_LOCK:
-            COMMANDS.discard(proc)
+            COMMANDS.pop(proc, None)
         if STOP.is_set() and code != 0:
             raise StageFailed(f"stage '{stage}' was stopped")
         last = stdout_tail[0] if stdout_tail else last
@@ -136,25 +144,23 @@ def deepest_first(order: list[str], upstream: dict[str, list[str]], estimate=lam
     return sorted(order, key=lambda name: (-depth[name], -(estimate(name) or 0.0)))
 
 
-def widest_level(order: list[str], upstream: dict[str, list[str]]) -> int:
-    """The most stages at one depth: about how many commands of this plan can run at once."""
-    counts: dict[int, int] = {}
-    for level in depths(order, upstream).values():
-        counts[level] = counts.get(level, 0) + 1
-    return max(counts.values(), default=1)
-
-
 class Scheduler:
     """Runs the planned stages: each ready stage is prepared (DVC), its command submitted to the task
     runner when it must run, and recorded (DVC) when the command finishes; at most ``concurrency``
-    commands at once. All DVC calls happen in the calling thread (the flow's), one at a time."""
+    commands at once. All DVC calls happen in the calling thread (the flow's), one at a time.
+
+    Cores follow the work: the commands submitted together share the ``cores`` with those still running
+    (``CH11_WORKERS``, at most ``max_workers``), so one changed training among unchanged stages gets every
+    core, whatever the plan's width."""
 
     def __init__(self, book: DvcAdapter, order: list[str], upstream: dict[str, list[str]], runner,
-                 concurrency: int, workers: int, gpus: list[str], keep_going: bool, logger,
-                 stage_timeout_s: float | None = None, estimate=lambda stage: None):
+                 concurrency: int, cores: int, gpus: list[str], keep_going: bool, logger,
+                 stage_timeout_s: float | None = None, estimate=lambda stage: None, max_workers: int | None = None):
         self.book, self.order, self.upstream, self.runner = book, order, upstream, runner
-        self.workers, self.gpus, self.keep_going, self.logger = workers, gpus, keep_going, logger
+        self.cores, self.gpus, self.keep_going, self.logger = cores, gpus, keep_going, logger
         self.stage_timeout_s, self.estimate, self.concurrency = stage_timeout_s, estimate, concurrency
+        self.max_workers = max_workers or cores
+        self.workers: dict[str, int] = {}
         self.began: dict[str, float] = {}
         self.took: dict[str, float] = {}
         self.state = dict.fromkeys(order, "pending")
@@ -187,6 +193,16 @@ class Scheduler:
                                    ("failed", "failed"), ("blocked", "blocked"), ("not_started", "not started"))}
 
     def _dispatch(self) -> None:
+        """Prepare every ready stage (as many as there are free slots will run), then submit those that
+        must run, together: they and the running commands share the cores."""
+        ready = self._ready()
+        if ready:
+            share = workers_per_command(self.cores, len(self.running) + len(ready))
+            for name, work in ready:
+                self._submit(name, *work, workers=min(share, self.max_workers))
+
+    def _ready(self) -> list[tuple[str, Any]]:
+        ready: list[tuple[str, Any]] = []
         progress = True
         while progress:
             progress = False
@@ -200,27 +216,30 @@ class Scheduler:
                     continue
                 if not all(state in FINISHED for state in ups):
                     continue
-                if not self.free_slots:
-                    return
+                if len(ready) == len(self.free_slots):
+                    return ready
                 try:
                     action, work = self.book.prepare(name)
                 except Exception as exc:  # noqa: BLE001 - DVC's own error, reported as the stage's
                     self._fail(name, f"stage '{name}': DVC could not prepare it: {exc}")
                     if not self.keep_going:
-                        return
+                        return ready
                     progress = True
                     continue
                 progress = True
-                if action != "run":
-                    self.state[name] = action
-                    self.logger.info("%s: %s", name, "unchanged, skipped" if action == "skipped"
-                                     else "outputs checked out of the DVC cache")
+                if action == "run":
+                    self.state[name] = "ready"
+                    ready.append((name, work))
                     continue
-                self._submit(name, *work)
+                self.state[name] = action
+                self.logger.info("%s: %s", name, "unchanged, skipped" if action == "skipped"
+                                 else "outputs checked out of the DVC cache")
+        return ready
 
-    def _submit(self, name: str, commands: list[list[str]], cwd: str, env: dict[str, str]) -> None:
+    def _submit(self, name: str, commands: list[list[str]], cwd: str, env: dict[str, str], workers: int) -> None:
         slot = self.free_slots.pop(0)
-        env = {**env, **command_env(slot, self.workers, self.gpus)}
+        self.workers[name] = workers
+        env = {**env, **command_env(slot, workers, self.gpus)}
         job = run_stage_command.with_options(name=name, task_run_name=name)
         future = self.runner.submit(job, {"stage": name, "commands": commands, "cwd": cwd, "env": env,
                                           "timeout_s": self.stage_timeout_s})
@@ -256,14 +275,16 @@ class Scheduler:
                 self._fail(name, errors[name])
             else:
                 self.state[name] = "ran"
+                RECORDED.append(name)
                 self.done += 1
                 self.logger.info("%s: done and recorded in dvc.lock; %s", name, self.progress())
 
     def progress(self) -> str:
         """'k of N run, m min so far, ETA ~e min'. N counts the stages still to look at as if each must run
         (until DVC says they are unchanged); the ETA adds up each one's expected time - ``estimate(stage)``,
-        else the mean of the commands seen so far that had no estimate - less what a running one has
-        already taken, over ``concurrency`` commands at once."""
+        its seeds one after another, else the mean of the commands seen so far that had no estimate - less
+        what a running one has done (its time so far x its workers), over the trainings that run at once
+        (the cores, or ``concurrency`` when more)."""
         now = time.monotonic()
         seen = [took for name, took in self.took.items() if self.estimate(name) is None]
         fallback = sum(seen) / len(seen) if seen else 0.0
@@ -273,9 +294,10 @@ class Scheduler:
             return fallback if found is None else found
 
         todo = [name for name, state in self.state.items() if state in ("pending", "running")]
-        left = sum(max(0.0, expected(name) - (now - self.began.get(name, now))) for name in todo)
+        left = sum(max(0.0, expected(name) - (now - self.began.get(name, now)) * self.workers.get(name, 1))
+                   for name in todo)
         elapsed = now - self.started
-        eta = left / self.concurrency / 60
+        eta = left / max(self.concurrency, self.cores) / 60
         return (f"{self.done} of {self.done + len(todo)} run, {elapsed / 60:.0f} min so far, "
                 f"ETA ~{eta:.{1 if eta < 10 else 0}f} min")
 

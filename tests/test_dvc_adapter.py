@@ -41,7 +41,7 @@ def test_the_dvc_internals_called_exist_with_the_expected_parameters():
     assert params(_reproduce_stage)[:1] == ["stage"] and params(_make_cmd)[:2] == ["executable", "cmd"]
     assert params(_enforce_cmd_list) == ["cmd"] and params(get_executable) == []
     assert callable(Repo._reset) and hasattr(Repo, "scm_context")  # instance state: the tests below
-    for method in ("changed", "remove_outs", "save_deps", "save", "commit", "dump"):
+    for method in ("changed", "changed_stage", "changed_deps", "remove_outs", "save_deps", "save", "commit", "dump"):
         assert callable(getattr(Stage, method)), method
 
 

@@ -25,6 +25,8 @@ def test_eta_adds_expected_times_over_the_commands_at_once():
     found.state["train@b"], found.began["train@b"] = "running", time.monotonic() - 600
     assert found.progress().endswith("ETA ~11 min")          # train@b has 600 s left: (600+600+120)/2
     assert found.progress().startswith("1 of 5 run")
+    found.workers["train@b"] = 2                              # its seeds 2 at a time: 600 s did all 1200
+    assert found.progress().endswith("ETA ~6.0 min")          # (600 + 0 + 120) / 2
     for name in ("train@a", "train@b"):
         found.state[name], found.took[name] = "ran", 900.0
     assert found.progress().endswith("ETA ~1.0 min")           # two evaluations at 60 s each, 2 at once
@@ -35,7 +37,6 @@ def test_recorded_seed_times_make_a_training_estimate(tmp_path):
     timing.mkdir(parents=True)
     (timing / "e04_elu.json").write_text(json.dumps({str(s): {"train_time_s": 60.0} for s in range(1, 11)}))
     (timing / "broken.json").write_text("{not json")
-    assert recorded_seconds(tmp_path, 1)("train@e04_elu") == STARTUP_S + 600
-    assert recorded_seconds(tmp_path, 3)("train@e04_elu") == STARTUP_S + 4 * 60   # 10 seeds, 3 at a time
-    assert recorded_seconds(tmp_path, 1)("evaluate@e04_elu") is None
-    assert recorded_seconds(tmp_path, 1)("train@broken") is None
+    estimate = recorded_seconds(tmp_path)   # seeds one after another: the work, whatever the workers
+    assert estimate("train@e04_elu") == STARTUP_S + 600
+    assert estimate("evaluate@e04_elu") is None and estimate("train@broken") is None

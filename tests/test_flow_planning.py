@@ -21,7 +21,7 @@ from tests.helpers import FLOW_RUNS as RUNS, PROJECT_ROOT as REPO
 
 def test_targets_select_stages_and_their_upstream_from_dvc(tmp_path, request):
     from flows.dvc_adapter import DvcAdapter
-    from flows.scheduler import deepest_first, widest_level
+    from flows.scheduler import deepest_first
 
     book = DvcAdapter(project_copy(tmp_path / "project", runs=RUNS, seeds=[1], limits=SMOKE_LIMITS))
     request.addfinalizer(book.close)
@@ -41,8 +41,6 @@ def test_targets_select_stages_and_their_upstream_from_dvc(tmp_path, request):
     assert dispatch.index(f"train@{RUNS[-1]}") < dispatch.index(f"train@{RUNS[0]}"), dispatch
     assert max(dispatch.index(f"evaluate@{run}") for run in RUNS) < dispatch.index(f"train@{RUNS[-1]}")
     assert not any(name.startswith(("aggregate", "report")) for name in order)  # nothing downstream
-    assert widest_level(order, upstream) == len(RUNS)   # the trainings (then the evaluations) side by side
-    assert widest_level(*book.plan(["train@baseline"])) == 1   # one edited run: its seeds get every core
     assert len(book.plan(None)[0]) == len(book.plan(["*"])[0])
     with pytest.raises(ValueError, match=r"no stage matches target\(s\) 'trian@\*'.*groups \(aggregate, "):
         book.plan(["trian@*"])

@@ -59,3 +59,15 @@ def test_the_deployment_defaults_to_the_workflows_cron(tmp_path):
     assert deployment.name == "scheduled"
     assert deployment.parameters == {"concurrency": 2}
     assert deployment.entrypoint.endswith("flows/pipeline.py:ch11_pipeline")
+
+
+def test_a_cancelled_run_signals_the_flow_and_still_pushes_what_finished():
+    """GitHub signals only a step's entry process on cancel: the flow must be that process (exec), and the
+    steps after it must run anyway to push and diff what finished."""
+    workflow = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / "scheduled.yml").read_text())
+    steps = workflow["jobs"]["pipeline"]["steps"]
+    at = next(i for i, step in enumerate(steps) if "-m flows.pipeline" in step.get("run", ""))
+    lines = [line.strip() for line in steps[at]["run"].splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert lines[-1].startswith("exec .venv/bin/python -m flows.pipeline"), lines
+    after = " ".join(step.get("run", "") for step in steps[at + 1:] if step.get("if") == "always()")
+    assert "dvc push" in after and "dvc metrics diff" in after
