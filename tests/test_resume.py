@@ -34,7 +34,7 @@ def project(tmp_path_factory) -> Path:
     root = project_copy(tmp_path_factory.mktemp("resume"), runs=[RUN], seeds=[1],
                         limits={"max_epochs": EPOCHS, "max_train_samples": 3000, "max_eval_samples": 500})
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["runs"][RUN]["schedule"]["patience"] = 1  # the plateau fires within the short run
+    params["runs"][RUN]["schedule"] = {"patience": 1}  # the plateau (its template's) fires within the short run
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run_stage(root, "stages.download", "fashion_mnist")
     run_stage(root, "stages.validate", "fashion_mnist")
