@@ -1,7 +1,9 @@
 """Typed schema of ``params.yaml``: every stage loads its params through here before doing any work.
 
-A run's full configuration is ``defaults`` deep-merged with the run's own entry, then validated, so an
-unknown key, a wrong type or an impossible value is one error naming the key path and what is allowed.
+A run's full configuration is ``defaults`` deep-merged with the template the run names, then with the run's
+own entry; its optimizer (schedule) section sits on that optimizer's (schedule's) entry of ``optimizers``
+(``schedules``). Then it is validated, so an unknown key, a key the named optimizer or schedule ignores, a
+wrong type or an impossible value is one error naming the key path and what is allowed.
 """
 from __future__ import annotations
 
@@ -166,7 +168,7 @@ Initializer = Literal["poor_normal", "glorot_normal", "glorot_uniform", "he_norm
 
 
 class RunConfig(Strict):
-    """Everything one training run reads: ``defaults`` merged with the run's overrides.
+    """Everything one training run reads: ``defaults`` <- its template <- the run's own entry.
 
     No field has a default here: every value training reads sits in params.yaml, so DVC tracks it."""
     backend: Literal["tensorflow", "jax"]

@@ -73,7 +73,7 @@ CASES = [
          params=set_in("runs.e04_elu.schedule", {"name": "cosine"})),
     Case("params: Adam with momentum", [*TRAIN, "e08_adam"], ["runs.e08_adam.optimizer.momentum = 0.9",
                                                               "optimizer 'adam' ignores 'momentum'"],
-         params=set_in("runs.e08_adam.optimizer.momentum", 0.9), setup=validated_data,
+         params=set_in("runs.e08_adam.optimizer.momentum", 0.9),
          absent=["models/e08_adam", "metrics/fashion_mnist/train/e08_adam"]),
     Case("params: SGD with rho", [*TRAIN, "e08_momentum"], ["runs.e08_momentum.optimizer.rho", "optimizer 'sgd'"],
          params=set_in("runs.e08_momentum.optimizer.rho", 0.9), absent=["models/e08_momentum"]),
