@@ -1,15 +1,18 @@
 """Typed schema of ``params.yaml``: every stage loads its params through here before doing any work.
 
-A run's full configuration is ``defaults`` deep-merged with the run's own entry, then validated, so an
-unknown key, a wrong type or an impossible value is one error naming the key path and what is allowed.
+A run's full configuration is ``defaults`` deep-merged with the template the run names, then with the run's
+own entry; its optimizer (schedule) section sits on that optimizer's (schedule's) entry of ``optimizers``
+(``schedules``). Then it is validated, so an unknown key, a key the named optimizer or schedule ignores, a
+wrong type or an impossible value is one error naming the key path and what is allowed.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from ch11.errors import PipelineError
 
@@ -75,34 +78,70 @@ class Validate(Strict):
     cifar10: DatasetValidation
 
 
-class Optimizer(Strict):
-    name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw"]
-    learning_rate: PositiveFloat
+# What each optimizer / schedule reads besides its name (and the optimizer's learning_rate): a run's
+# `optimizer` is `optimizers.<name>` deep-merged with the run's own keys, and any other key is refused.
+class SGDKeys(Strict):
     momentum: Fraction
     nesterov: bool
+
+
+class RMSpropKeys(Strict):
     rho: Fraction
+
+
+class AdamKeys(Strict):
     beta_1: Fraction
     beta_2: Fraction
-    weight_decay: NonNegFloat
 
 
-class Schedule(Strict):
-    """Learning-rate schedule; epoch-based values are converted to optimizer steps."""
-    name: Literal["constant", "power", "exponential", "piecewise", "plateau", "onecycle"]
-    decay_epochs: PositiveFloat       # power: lr0 / (1 + epoch/decay_epochs); exponential: see decay_rate
-    decay_rate: PositiveFloat         # exponential: lr0 * decay_rate ** (epoch/decay_epochs)
-    boundaries: list[PositiveInt]     # piecewise: epochs at which the value changes
-    values: list[PositiveFloat]       # piecewise: len(boundaries) + 1 learning rates
-    factor: Fraction                  # plateau: LR multiplied by factor after `patience` epochs without
-    patience: PositiveInt             # a val_loss improvement
-    max_learning_rate: PositiveFloat  # onecycle (the book's): lr0 -> max -> lr0 linearly, then lr0/1000
+class AdamWKeys(AdamKeys):
+    weight_decay: NonNegFloat         # decoupled weight decay
+
+
+class PowerKeys(Strict):
+    decay_epochs: PositiveFloat       # lr0 / (1 + epoch/decay_epochs)
+
+
+class ExponentialKeys(PowerKeys):
+    decay_rate: PositiveFloat         # lr0 * decay_rate ** (epoch/decay_epochs)
+
+
+class PiecewiseKeys(Strict):
+    boundaries: list[PositiveInt]     # epochs at which the value changes
+    values: list[PositiveFloat]       # len(boundaries) + 1 learning rates
 
     @model_validator(mode="after")
-    def _piecewise_shape(self) -> "Schedule":
-        if self.name == "piecewise" and len(self.values) != len(self.boundaries) + 1:
+    def _piecewise_shape(self) -> "PiecewiseKeys":
+        if len(self.values) != len(self.boundaries) + 1:
             raise ValueError(f"piecewise needs len(values) == len(boundaries) + 1, got "
                              f"{len(self.values)} values for {len(self.boundaries)} boundaries")
         return self
+
+
+class PlateauKeys(Strict):
+    factor: Fraction                  # LR multiplied by factor after `patience` epochs without
+    patience: PositiveInt             # a val_loss improvement
+
+
+class OneCycleKeys(Strict):
+    max_learning_rate: PositiveFloat  # the book's: lr0 -> max -> lr0 linearly, then lr0/1000
+
+
+OPTIMIZER_KEYS = {"sgd": SGDKeys, "adagrad": Strict, "rmsprop": RMSpropKeys, "adam": AdamKeys,
+                  "adamax": AdamKeys, "nadam": AdamKeys, "adamw": AdamWKeys}
+SCHEDULE_KEYS = {"constant": Strict, "power": PowerKeys, "exponential": ExponentialKeys,
+                 "piecewise": PiecewiseKeys, "plateau": PlateauKeys, "onecycle": OneCycleKeys}
+
+
+def named(kind: str, keys: dict[str, type], **common) -> object:
+    """The union, discriminated by ``name``, of one model per name: ``name``, ``common`` and its keys."""
+    models = [create_model(f"{name}_{kind}", __base__=base, name=(Literal[name], ...), **common)
+              for name, base in keys.items()]
+    return Annotated[Union[tuple(models)], Field(discriminator="name")]
+
+
+Optimizer = named("optimizer", OPTIMIZER_KEYS, learning_rate=(PositiveFloat, ...))
+Schedule = named("schedule", SCHEDULE_KEYS)   # epoch-based values are converted to optimizer steps
 
 
 class EarlyStopping(Strict):
@@ -129,7 +168,7 @@ Initializer = Literal["poor_normal", "glorot_normal", "glorot_uniform", "he_norm
 
 
 class RunConfig(Strict):
-    """Everything one training run reads: ``defaults`` merged with the run's overrides.
+    """Everything one training run reads: ``defaults`` <- its template <- the run's own entry.
 
     No field has a default here: every value training reads sits in params.yaml, so DVC tracks it."""
     backend: Literal["tensorflow", "jax"]
@@ -184,13 +223,22 @@ class Limits(Strict):
         return capped
 
 
+OptimizerName = Literal[tuple(OPTIMIZER_KEYS)]
+ScheduleName = Literal[tuple(SCHEDULE_KEYS)]
+# kind -> its table in params.yaml, the keys each name reads, and a model of the name alone (checked first)
+TABLES = {kind: (f"{kind}s", keys, create_model(f"{kind}_name", name=(Literal[tuple(keys)], ...)))
+          for kind, keys in (("optimizer", OPTIMIZER_KEYS), ("schedule", SCHEDULE_KEYS))}
+
+
 class Params(Strict):
     download: Download
     datasets: Annotated[list[Literal[DATASETS]], Field(min_length=1)]   # the datasets dvc.yaml runs on
     validate_: Validate = Field(alias="validate")
     limits: Limits = Limits()
-    templates: dict = {}     # YAML anchors that runs merge in; read by no stage
     defaults: dict
+    optimizers: dict[OptimizerName, dict]   # each optimizer's own keys (under a run's `optimizer`)
+    schedules: dict[ScheduleName, dict]     # each schedule's own keys (under a run's `schedule`)
+    templates: dict[str, dict] = {}         # shared settings; a run names one (`template: <name>`)
     runs: dict[str, dict]
     cifar_runs: dict[str, dict] = {}
     transfer_runs: dict[str, dict] = {}
@@ -213,14 +261,28 @@ class Params(Strict):
         """The seeds ``run`` is trained with (``defaults.seeds`` or its own), the first ``limits.max_seeds``."""
         return list(self.run(run).seeds)[:self.limits.max_seeds]
 
+    def template_of(self, run: str) -> str:
+        """The template ``run`` names (each run names one; a template names none)."""
+        where = f"{self.group_of(run)}.{run}"
+        name = getattr(self, self.group_of(run))[run].get("template")
+        if name is None:
+            raise PipelineError(f"params.yaml: {where} names no template; add `template: none` (the defaults "
+                                f"as they are) or one of: {', '.join(self.templates)}.")
+        if name not in self.templates:
+            raise PipelineError(f"params.yaml: {where}.template = {name!r} is not in `templates`; known: "
+                                f"{', '.join(self.templates)}.")
+        if "template" in self.templates[name]:
+            raise PipelineError(f"params.yaml: templates.{name} names a template; a template cannot name "
+                                "another (DVC tracks one template per run): give it that template's keys.")
+        return name
+
     def run(self, name: str) -> RunConfig:
-        """The validated configuration of run ``name`` (defaults deep-merged with its entry)."""
+        """The validated configuration of run ``name``: defaults <- its template <- its entry."""
         group = self.group_of(name)
-        merged = self.limits.apply(deep_merge(self.defaults, getattr(self, group)[name]))
-        try:
-            config = RunConfig.model_validate(merged)
-        except ValidationError as exc:
-            raise PipelineError(describe(exc, "params.yaml", prefix=f"{group}.{name}")) from exc
+        template = self.template_of(name)
+        entry = {k: v for k, v in getattr(self, group)[name].items() if k != "template"}
+        config = self.configure([("defaults", self.defaults), (f"templates.{template}", self.templates[template]),
+                                 (f"{group}.{name}", entry)])
         if group == "transfer_runs":
             if config.transfer is None:
                 raise PipelineError(f"params.yaml: transfer_runs.{name} has no 'transfer' entry; "
@@ -230,6 +292,42 @@ class Params(Strict):
                                     f"{config.transfer.base!r}, which is not a run in 'runs'. Known runs: "
                                     f"{', '.join(sorted(self.runs))}.")
         return config
+
+    def configure(self, layers: list[tuple[str, dict]]) -> RunConfig:
+        """``layers`` (path, entry) deep-merged in order, each optimizer/schedule section on its table entry,
+        capped by ``limits`` and validated; errors name the last layer's path."""
+        where = layers[-1][0]
+        merged = functools.reduce(deep_merge, [entry for _, entry in layers], {})
+        for kind in TABLES:
+            merged[kind] = self.choose(kind, layers, merged.get(kind))
+        try:
+            return RunConfig.model_validate(self.limits.apply(merged))
+        except ValidationError as exc:
+            raise PipelineError(describe(exc, "params.yaml", prefix=where)) from exc
+
+    def choose(self, kind: str, layers: list[tuple[str, dict]], section) -> dict:
+        """A run's ``kind`` section on the table entry of the name it gives; a key that this optimizer (schedule)
+        does not read is refused, naming the layer that sets it."""
+        if not isinstance(section, dict):
+            return section   # RunConfig's validation names the bad value
+        table, keys, chooser = TABLES[kind]
+        where = layers[-1][0]
+        try:
+            name = chooser.model_validate(section).name
+        except ValidationError as exc:
+            raise PipelineError(describe(exc, "params.yaml", prefix=f"{where}.{kind}")) from exc
+        entry = getattr(self, table).get(name, {})
+        reads = ["learning_rate"] * (kind == "optimizer") + list(keys[name].model_fields)
+        chosen = deep_merge(entry, section)
+        for key in set(chosen) - {"name", *reads}:
+            sources = [*((f"{path}.{kind}", layer.get(kind)) for path, layer in reversed(layers)),
+                       (f"{table}.{name}", entry)]
+            path = next(path for path, found in sources if isinstance(found, dict) and key in found)
+            via = "" if path.startswith(where) else f" (in {where})"
+            raise PipelineError(f"params.yaml: {path}.{key} = {chosen[key]!r}{via}: {kind} {name!r} ignores "
+                                f"'{key}' (it reads {', '.join(reads) or 'no other key'}); remove the key, or set "
+                                f"{kind}.name to one that reads it.")
+        return chosen
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -248,7 +346,9 @@ def describe(exc: ValidationError, where: str, prefix: str = "",
     """One paragraph naming each bad key path, the value found and what is allowed."""
     parts = []
     for err in exc.errors():
-        path = ".".join([prefix, *map(str, err["loc"])] if prefix else map(str, err["loc"])) or "(top level)"
+        loc = [str(part) for i, part in enumerate(err["loc"])   # without a union's tag: optimizer.sgd.x
+               if not (i and err["loc"][i - 1] in TABLES and part in TABLES[err["loc"][i - 1]][1])]
+        path = ".".join([prefix, *loc] if prefix else loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown key '{path}' (value {err['input']!r}); remove it or fix its spelling")
         elif err["type"] == "missing":
@@ -271,10 +371,10 @@ def load(path: str | Path = "params.yaml") -> Params:
         params = Params.model_validate(raw)
     except ValidationError as exc:
         raise PipelineError(describe(exc, str(path))) from exc
-    try:
-        RunConfig.model_validate(params.defaults)
-    except ValidationError as exc:
-        raise PipelineError(describe(exc, str(path), prefix="defaults")) from exc
+    params.configure([("defaults", params.defaults)])
+    for kind, (table, _, _) in TABLES.items():   # table entries no run uses yet are checked too
+        for name in getattr(params, table):
+            params.choose(kind, [(table, {})], {"name": name})
     for name in params.run_names():
         params.run(name)
         if params.dataset_of(name) not in params.datasets:

@@ -71,6 +71,15 @@ CASES = [
          params=set_in("runs.e04_elu.activation", "relu6")),
     Case("params: unknown schedule", VALIDATE, ["runs.e04_elu.schedule.name", "'cosine'", "'onecycle'"],
          params=set_in("runs.e04_elu.schedule", {"name": "cosine"})),
+    Case("params: Adam with momentum", [*TRAIN, "e08_adam"], ["runs.e08_adam.optimizer.momentum = 0.9",
+                                                              "optimizer 'adam' ignores 'momentum'"],
+         params=set_in("runs.e08_adam.optimizer.momentum", 0.9),
+         absent=["models/e08_adam", "metrics/fashion_mnist/train/e08_adam"]),
+    Case("params: SGD with rho", [*TRAIN, "e08_momentum"], ["runs.e08_momentum.optimizer.rho", "optimizer 'sgd'"],
+         params=set_in("runs.e08_momentum.optimizer.rho", 0.9), absent=["models/e08_momentum"]),
+    Case("params: a key the schedule ignores", [*TRAIN, "e09_power"],
+         ["runs.e09_power.schedule.patience = 5", "schedule 'power' ignores 'patience'"],
+         params=set_in("runs.e09_power.schedule.patience", 5), absent=["models/e09_power"]),
     Case("params: transfer from a run that does not exist", VALIDATE, ["transfer.base", "'nosuch'"],
          params=set_in("transfer_runs.e07_b_transfer.transfer.base", "nosuch")),
     Case("train: run that does not exist", [*TRAIN, "nosuch"], ["no run named 'nosuch'"]),
@@ -139,7 +148,7 @@ def test_bad_input_gives_one_clear_error_and_writes_nothing(case, tmp_path):
 def test_a_diverging_training_is_reported_not_crashed(tmp_path):
     """A learning rate that blows up: the stage finishes, and the metrics mark the run as diverged."""
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    params["runs"]["baseline"] = {"optimizer": {"learning_rate": 1.0e6}}
+    params["runs"]["baseline"] = {"template": "none", "optimizer": {"learning_rate": 1.0e6}}
     params["defaults"]["seeds"] = [1]
     params["limits"] = {"max_epochs": 2, "max_train_samples": 500, "max_eval_samples": 200}
     root = fashion_project(tmp_path / "project", yaml.safe_dump(params, sort_keys=False))

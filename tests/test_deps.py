@@ -136,8 +136,8 @@ def test_a_fresh_clone_plans_no_stage_with_allow_missing(tmp_path):
     if not DEBIAN_FASHION_MNIST.is_dir():
         pytest.skip("a one-run edit needs the validated data (make setup): apt-get install dataset-fashion-mnist")
     dvc(clone, "repro", "validate@fashion_mnist", timeout=300)   # what `make setup` does
-    edited = (clone / "params.yaml").read_text().replace("e04_elu: {<<: *ten_seeds, activation: elu}",
-                                                         "e04_elu: {<<: *ten_seeds, activation: elu, l2: 0.001}")
+    edited = (clone / "params.yaml").read_text().replace("e04_elu: {template: ten_seeds, activation: elu}",
+                                                         "e04_elu: {template: ten_seeds, activation: elu, l2: 0.001}")
     (clone / "params.yaml").write_text(edited)
     done = dvc(clone, "repro", "--allow-missing", "--dry", "report@fashion_mnist", check=False, timeout=300)
     # (a dry run stops at evaluate@e04_elu, whose model it did not train: only what it planned matters)

@@ -208,7 +208,7 @@ def test_a_failing_stage_fails_the_flow_with_its_message_and_keeps_what_finished
                                 "outs": ["models/e99_missing"]}
     (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["runs"]["baseline"] = {"l2": 0.0}
+    params["runs"]["baseline"]["l2"] = 0.0
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     before = lock(root)
 

@@ -1,6 +1,7 @@
 """``ch11.params.load`` on copies of the real params.yaml: bad edits are one clear error, good ones merge."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,7 @@ def test_a_run_is_defaults_deep_merged_with_its_own_entry():
 
 def test_shorthand_widths_templates_and_per_run_seeds():
     loaded = params.load(REPO_PARAMS)
-    deep = loaded.run("x08_onecycle")  # a template chain: deep -> deep_selu -> deep_alpha -> deep_onecycle
+    deep = loaded.run("x08_onecycle")  # template deep_onecycle, its own 1cycle schedule
     assert deep.widths == [100] * 20 and deep.activation == "selu" and deep.schedule.name == "onecycle"
     assert deep.optimizer.momentum == 0.0  # the book's plain SGD
     raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
@@ -88,69 +89,80 @@ def test_shorthand_widths_templates_and_per_run_seeds():
     assert loaded.seeds_of("e04_elu") == loaded.seeds_of("baseline") == list(range(1, 11))  # the ten_seeds template
 
 
-def node_uses(node, counts: dict) -> dict:
-    """How often each YAML node object occurs in the composed tree (an alias re-uses the anchored node)."""
-    counts[id(node)] = counts.get(id(node), 0) + 1
-    if counts[id(node)] == 1 and isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-        for child in node.value:
-            for part in child if isinstance(child, tuple) else (child,):
-                node_uses(part, counts)
-    return counts
-
-
-def test_only_templates_are_anchors_so_editing_a_run_changes_that_run_only():
-    """A run that doubled as a YAML anchor would silently change every run merging it when edited."""
-    root = yaml.compose(REPO_PARAMS.read_text(encoding="utf-8"))
-    counts = node_uses(root, {})
-    top = {key.value: value for key, value in root.value}
-    reused = [f"{group}.{key.value}" for group in ("runs", "transfer_runs", "cifar_runs")
-              for key, value in top[group].value if counts[id(value)] > 1]
-    assert reused == [], f"runs used as templates: {reused}"
-    assert any(counts[id(value)] > 1 for _, value in top["templates"].value), "the templates are merged into runs"
+def test_no_yaml_anchors_or_merge_keys():
+    """Runs name their template: DVC's -S rewrite loses an edit to a key merged in with `<<:` (issue 28)."""
+    text = REPO_PARAMS.read_text(encoding="utf-8")
+    events = list(yaml.parse(text))
+    assert not [e for e in events if isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None)]
+    assert "<<" not in [e.value for e in events if isinstance(e, yaml.ScalarEvent)]
     loaded = params.load(REPO_PARAMS)
     assert not set(loaded.templates) & set(loaded.run_names())
 
 
-def restated(text: str) -> dict[str, list[str]]:
-    """Per run that merges a template (``<<``): its own keys whose value is the one the template gives. DVC's
-    ``-S`` rewrite leaves these behind, and a template edit no longer reaches them."""
-    loader = yaml.SafeLoader(text)
-    top = {key.value: value for key, value in loader.get_single_node().value}
-    found = {}
-    for group in params.RUN_GROUPS:
-        for key, run in top[group].value if group in top else []:
-            merged = [value for k, value in run.value if k.value == "<<"]
-            own = {k.value: loader.construct_object(value, deep=True) for k, value in run.value if k.value != "<<"}
-            template = loader.construct_object(merged[0], deep=True) if merged else {}
-            if same := sorted(k for k, value in own.items() if k in template and template[k] == value):
-                found[f"{group}.{key.value}"] = same
-    return found
+@pytest.mark.parametrize("group, run, template", [("runs", "e08_momentum_30", None), ("runs", "baseline", "ten")])
+def test_a_run_names_a_known_template(tmp_path, group, run, template):
+    with pytest.raises(PipelineError) as info:
+        load_edited(tmp_path, (group, run, "template"), template)
+    assert str(info.value).startswith(f"params.yaml: {group}.{run}")
+    assert "add `template: none`" in str(info.value) if template is None else "is not in `templates`" in str(info.value)
 
 
-def test_no_run_restates_what_its_template_gives():
-    assert restated(REPO_PARAMS.read_text(encoding="utf-8")) == {}, (
-        "params.yaml: these runs repeat values their template already gives, so editing the template would no "
-        "longer reach them (DVC's `dvc exp run -S` writes such copies): delete the repeated keys")
+def test_a_template_names_no_template(tmp_path):
+    with pytest.raises(PipelineError, match="templates.deep names a template; a template cannot name another"):
+        load_edited(tmp_path, ("templates", "deep", "template"), "none")
 
 
-def test_dvcs_set_param_rewrite_keeps_every_value_and_is_caught(tmp_path):
-    """`dvc exp run -S` (the README's override) rewrites params.yaml: every run keeps its values, the one key
-    changes, and the copies of template values it leaves in each run are caught by the check above."""
+@pytest.mark.parametrize("keys, value, expected", [
+    (("runs", "e08_adam", "optimizer", "momentum"), 0.9,
+     "params.yaml: runs.e08_adam.optimizer.momentum = 0.9: optimizer 'adam' ignores 'momentum' (it reads "
+     "learning_rate, beta_1, beta_2); remove the key, or set optimizer.name to one that reads it."),
+    (("runs", "e08_momentum", "optimizer", "rho"), 0.8, "optimizer 'sgd' ignores 'rho' (it reads learning_rate, "
+                                                        "momentum, nesterov)"),
+    (("runs", "e08_adam", "optimizer", "weight_decay"), 0.01, "optimizer 'adam' ignores 'weight_decay'"),
+    (("runs", "e09_plateau", "schedule", "max_learning_rate"), 0.1,
+     "runs.e09_plateau.schedule.max_learning_rate = 0.1: schedule 'plateau' ignores 'max_learning_rate' (it reads "
+     "factor, patience)"),
+    # a key the template sets, under a run that switches the optimizer: named where it is set
+    (("runs", "e13_production", "optimizer"), {"name": "adam"},
+     "templates.production.optimizer.momentum = 0.9 (in runs.e13_production): optimizer 'adam' ignores"),
+    (("optimizers", "adam", "rho"), 0.9, "optimizers.adam.rho = 0.9: optimizer 'adam' ignores 'rho'"),
+])
+def test_a_key_the_named_optimizer_or_schedule_ignores_is_refused(tmp_path, keys, value, expected):
+    with pytest.raises(PipelineError) as info:
+        load_edited(tmp_path, keys, value)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_each_optimizer_gets_its_own_keys_only():
+    """A run's optimizer is its table entry under the run's keys: naming Adam brings no SGD momentum, and
+    only AdamW has a weight decay (0.004 for e08_adamw, as the run sets)."""
+    loaded = params.load(REPO_PARAMS)
+    raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    assert loaded.run("e08_adam").optimizer.model_dump() == {
+        "name": "adam", "learning_rate": 0.001, **raw["optimizers"]["adam"]}
+    assert loaded.run("e08_adamw").optimizer.weight_decay == 0.004 and raw["optimizers"]["adamw"]["weight_decay"] == 0
+    assert [n for n in loaded.run_names() if hasattr(loaded.run(n).optimizer, "weight_decay")] == ["e08_adamw"]
+    assert set(raw["defaults"]["optimizer"]) == {"name", "learning_rate"} and set(raw["defaults"]["schedule"]) == {"name"}
+    assert loaded.run("e08_momentum").optimizer.model_dump() == {
+        "name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False}
+
+
+def test_dvcs_set_param_rewrite_changes_only_the_value_it_sets(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml (DVC's apply_overrides): the edit lands, every other value and
+    every comment stays."""
     from dvc.utils.hydra import apply_overrides
 
-    override = readme_override()
-    path, value = override.removeprefix("++").split("=")
-    group, run, *keys = path.split(".")
-    copy = tmp_path / "params.yaml"
-    copy.write_text(REPO_PARAMS.read_text(encoding="utf-8"), encoding="utf-8")
-    apply_overrides(str(copy), [override])
-    expected = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
-    edited = expected[group][run]
-    for key in keys[:-1]:
-        edited = edited.setdefault(key, {})
-    edited[keys[-1]] = yaml.safe_load(value)
-    assert yaml.safe_load(copy.read_text()) == expected
-    assert "seeds" in restated(copy.read_text())[f"runs.{run}"]
+    for override in (readme_override(), "++runs.e08_momentum.early_stopping.patience=10"):
+        path, value = override.removeprefix("++").split("=")
+        copy = tmp_path / "params.yaml"
+        copy.write_text(REPO_PARAMS.read_text(encoding="utf-8"), encoding="utf-8")
+        apply_overrides(str(copy), [override])
+        expected = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+        *parents, last = path.split(".")
+        functools.reduce(lambda d, k: d.setdefault(k, {}), parents, expected)[last] = yaml.safe_load(value)
+        assert yaml.safe_load(copy.read_text()) == expected
+        comments = lambda text: [line.strip() for line in text.splitlines() if line.strip().startswith("#")]  # noqa: E731
+        assert comments(copy.read_text()) == comments(REPO_PARAMS.read_text(encoding="utf-8"))
 
 
 def test_max_seeds_caps_every_run_own_lists_included(tmp_path):

@@ -90,7 +90,7 @@ def test_a_hidden_hyperparameter_is_tracked_and_a_label_is_presentation_only(rep
     original_params, claims = (root / "params.yaml").read_text(), root / "ch11/claims.yaml"
     original_claims = claims.read_text()
     try:
-        edit_params(root, lambda p: p["defaults"]["optimizer"].update(beta_2=0.99))  # once a code default
+        edit_params(root, lambda p: p["optimizers"]["sgd"].update(momentum=0.5))  # a table the run inherits
         assert "train@baseline" in changed_stages(root)
         (root / "params.yaml").write_text(original_params)
         claims.write_text(original_claims.replace('selu: "LeCun + SELU"', 'selu: "LeCun init + SELU"'))
