@@ -46,7 +46,7 @@ def validated_data(params: dict) -> Path:
     target = ROOT / "data" / "validated" / "fashion_mnist.npz"
     if not target.exists():
         from ch11 import atomic
-        from ch11.datasets import LOADERS
+        from ch11.data.datasets import LOADERS
         from stages.validate import split_arrays
 
         arrays = LOADERS["fashion_mnist"](ROOT / "data" / "raw" / "fashion_mnist")

@@ -1,6 +1,6 @@
 """Stage train@<run>: train one run with each of its seeds; write models, test predictions, histories, probes.
 
-Usage: python -m stages.train <run>     (CH11_WORKERS=n: seeds at once; default every core, ch11/workers.py)
+Usage: python -m stages.train <run>     (CH11_WORKERS=n: seeds at once; default every core, ch11/training/workers.py)
 Seeds train in parallel worker processes, each seed alone in its process with one thread, so the outputs
 are byte-identical whatever the number of workers. Each (run, seed) checkpoints every epoch under
 .checkpoints/ (keyed by the run's configuration), and a finished seed is kept there until the whole run is
@@ -25,8 +25,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from ch11 import atomic, backend, paths, params as params_mod, workers
-from ch11.data import features, n_classes, run_splits
+from ch11 import atomic, paths, params as params_mod
+from ch11.training import backend, workers
+from ch11.data.splits import features, n_classes, run_splits
 from ch11.errors import PipelineError, run_main
 from ch11.params import RunConfig
 
@@ -42,14 +43,14 @@ def train_seed(run: str, seed: int, config: RunConfig, x: dict, y: dict, folder:
     import keras
     import numpy as np
 
-    from ch11 import probes, training, transfer
+    from ch11.training import probes, engine, transfer
 
     backend.seed_everything(seed, config.mixed_precision)
     data = {"train": (x["train"], y["train"]), "valid": (x["valid"], y["valid"])}
     steps = math.ceil(len(x["train"]) / config.batch_size)
     resumed = (folder / "state").exists() or (folder / "frozen").exists()
     start = time.perf_counter()
-    progress = [training.Progress(f"train {run} seed {seed}", config.epochs)]
+    progress = [engine.Progress(f"train {run} seed {seed}", config.epochs)]
     if config.transfer:
         model = transfer.transferred_model(config, seed, n_classes(config))
         before = probes.probe(model, x["train"], y["train"])
@@ -57,14 +58,14 @@ def train_seed(run: str, seed: int, config: RunConfig, x: dict, y: dict, folder:
     else:
         model = compiled_model(config, x["train"])
         before = probes.probe(model, x["train"], y["train"])
-        rows = training.fit(model, config, data, seed, folder / "state", epochs=config.epochs, callbacks=progress)
+        rows = engine.fit(model, config, data, seed, folder / "state", epochs=config.epochs, callbacks=progress)
     wall = time.perf_counter() - start
-    history = training.history_frame(rows)
+    history = engine.history_frame(rows)
     diverged = not np.isfinite(history["loss"]).all()
     after = probes.probe(model, x["train"], y["train"])
-    predictions = {"probs": training.predict(model, x["test"])}
+    predictions = {"probs": engine.predict(model, x["test"])}
     if config.mc_samples:
-        predictions["mc_probs"] = training.mc_predict(model, x["test"], config.mc_samples)
+        predictions["mc_probs"] = engine.mc_predict(model, x["test"], config.mc_samples)
     kind, device = backend.devices()
     info = {"run": run, "seed": seed, "diverged": diverged, "train_samples": len(x["train"]),
             "parameters": int(model.count_params()), "backend": keras.backend.backend(), "device": kind,
@@ -73,7 +74,7 @@ def train_seed(run: str, seed: int, config: RunConfig, x: dict, y: dict, folder:
                          **backend_versions()},
             "layers_at_init": atomic.json_safe(before), "layers_after_training": atomic.json_safe(after)}
     with atomic.atomic_path(folder / "done", is_dir=True) as out:
-        training.save_model(model, out / "model.keras")
+        engine.save_model(model, out / "model.keras")
         np.savez(out / "predictions.npz", **predictions)
         atomic.normalize_zip(out / "predictions.npz")
         (out / "history.csv").write_text(history.to_csv(index=False))
@@ -111,11 +112,11 @@ def prepared(run: str, backend_name: str | None = None) -> tuple[RunConfig, dict
 
 def compiled_model(config: RunConfig, x_train):
     """The run's network for inputs like ``x_train``, compiled with its loss, optimizer and metrics."""
-    from ch11 import model as model_mod, training
+    from ch11.training import model as model_mod, engine
 
     model = model_mod.build_model(x_train.shape[1], n_classes(config), config)
     steps = math.ceil(len(x_train) / config.batch_size)
-    training.compile_model(model, model_mod.build_optimizer(config, steps), config)
+    engine.compile_model(model, model_mod.build_optimizer(config, steps), config)
     return model
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ch11 import atomic, params as params_mod, paths
-from ch11.datasets import LOADERS
+from ch11.data.datasets import LOADERS
 from ch11.errors import PipelineError, run_main
 
 
@@ -49,7 +49,7 @@ def validate(dataset: str) -> None:
         raise PipelineError(f"{exc.filename} not found: the raw {dataset} files are missing. Run "
                             f"`dvc repro download@{dataset}` first.") from exc
 
-    from ch11.expectations import validate_arrays  # great_expectations is slow to import
+    from ch11.data.expectations import validate_arrays  # great_expectations is slow to import
 
     with tempfile.TemporaryDirectory(prefix=f"gx-docs-{dataset}-") as docs:
         outcome = validate_arrays(arrays, spec, name=dataset, docs_dir=Path(docs))

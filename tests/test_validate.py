@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ch11 import params as params_mod
-from ch11.datasets import load_fashion_mnist
-from ch11.expectations import image_table, validate_arrays
+from ch11.data.datasets import load_fashion_mnist
+from ch11.data.expectations import image_table, validate_arrays
 from ch11.params import SplitRows
 from stages import validate as validate_stage
 from tests.fixtures import (FASHION_MNIST_DIR, NO_DATA, PROJECT_ROOT, fashion_project, needs_fashion_mnist,
@@ -111,7 +111,7 @@ def test_blank_image_breaks_mean_and_std_bounds(real, spec):
 
 def test_cifar_shaped_arrays(tmp_path):
     """The same suite on NHWC colour images (generated in the real archive format)."""
-    from ch11.datasets import load_cifar10
+    from ch11.data.datasets import load_cifar10
     arrays = load_cifar10(write_cifar_archive(tmp_path, per_batch=20).parent)
     spec = params_mod.load(PROJECT_ROOT / "params.yaml").validate_.cifar10
     small = spec.model_copy(update={"rows": SplitRows(train=100, test=20)})

@@ -16,7 +16,7 @@ def select(backend: str) -> None:
     """Make ``backend`` Keras' backend with ``threads()`` threads; must run before ``import keras``."""
     if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend:
         raise RuntimeError(f"Keras was imported with backend {os.environ.get('KERAS_BACKEND')!r} before "
-                           f"ch11.backend.select({backend!r})")
+                           f"ch11.training.backend.select({backend!r})")
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if backend == "jax":
