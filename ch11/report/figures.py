@@ -8,7 +8,7 @@ import pandas as pd
 
 from ch11 import paths
 from ch11.report import evidence as ev, plots
-from ch11.report.evidence import by_reading, metric_suffix
+from ch11.report.evidence import by_reading
 from ch11.report.stats import finite
 
 CLASS_NAMES = {
@@ -22,9 +22,9 @@ def draw(experiments: dict, found: dict, runs: dict[str, ev.RunData], dataset: s
     """Every figure of the report: experiment number -> its figures, "forest" -> the forest plot of the effects."""
     fig_dir.mkdir(parents=True, exist_ok=True)
     drawn = {number: experiment_figures(number, exp, runs, dataset, fig_dir) for number, exp in experiments.items()}
-    rows = [{**r, "label": r["label"] + metric_suffix(r)} for r in by_reading(found["effects"])]
-    if forest := plots.forest_plot(fig_dir / "effects_forest.png", "Each technique vs its matched baseline", rows,
-                                     found["delta"]):
+    rows = by_reading([r for r in found["effects"] if r["metric"] == "test_accuracy"])
+    if forest := plots.forest_plot(fig_dir / "effects_forest.png",
+                                   "Final test accuracy: each technique vs its matched baseline", rows, found["delta"]):
         drawn["forest"] = f"figures/{forest.name}"
     return drawn
 

@@ -236,7 +236,7 @@ READING_COLORS = {"helps": "#1a9850", "helps, < δ": "#91cf60", "no effect": "#4
 
 @plt.rc_context(STYLE)
 def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path | None:
-    """Effects with their 95 % CI, one line each, top to bottom in ``rows`` order. row: {"label", "diff",
+    """Effects with their (adjusted) CI, one line each, top to bottom in ``rows`` order. row: {"label", "diff",
     "ci_low", "ci_high", "reading", "claim" (the write-up's Δ or None)}; rows without a difference are left
     out. The ±delta band marks 'no effect'."""
     rows = [r for r in rows if r["diff"] is not None]
@@ -254,7 +254,7 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
         if r.get("claim") is not None:
             ax.plot(r["claim"], yi, "D", color="black", mfc="none", ms=6)
     ax.set_yticks(y, [r["label"] for r in rows], fontsize=8)
-    ax.set(ylim=(-0.7, len(rows) - 0.3), xlabel="Δ vs matched baseline (points; 95 % CI)", title=title)
+    ax.set(ylim=(-0.7, len(rows) - 0.3), xlabel="Δ vs matched baseline (points; adjusted CI)", title=title)
     ax.grid(axis="y", alpha=0)
     handles = [Line2D([], [], color=c, lw=2, marker="o", label=k) for k, c in READING_COLORS.items()
                if any(r["reading"] == k for r in rows)]

@@ -24,9 +24,9 @@ SUMMARY_COLUMNS = [  # metric, column title, unit
 
 
 def tally(rows: list[dict], key: str, order) -> str:
-    """'3 helps, 1 hurts': how many rows have each value of ``key``, in ``order``."""
+    """'3 helps; 1 hurts': how many rows have each value of ``key``, in ``order``."""
     counts = Counter(r[key] for r in rows)
-    return ", ".join(f"{counts[x]} {x}" for x in order if counts[x])
+    return "; ".join(f"{counts[x]} {x}" for x in order if counts[x])
 
 
 def p_cell(p: float | None) -> str:
