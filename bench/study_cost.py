@@ -44,7 +44,7 @@ def child(run: str, backend_name: str, epochs: int) -> dict:
     start = time.perf_counter()
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    from stages.train import compiled_model, prepared
+    from ch11.training.seed import compiled_model, prepared
 
     config, x, y = prepared(run, backend_name)
     from ch11.training import backend, probes, engine

@@ -38,7 +38,7 @@ VARIANTS = ("plain-tf", "plain-tf-1t", "ours-tensorflow", "ours-jax", *ISA_MODES
 def child(variant: str, run: str, epochs: int) -> dict:
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    from stages.train import backend_versions, compiled_model, prepared
+    from ch11.training.seed import compiled_model, prepared
 
     os.environ["CH11_THREADS"] = str(os.cpu_count()) if variant == "plain-tf" else "1"
     config, x, y = prepared(run, "jax" if variant.startswith("ours-jax") else "tensorflow")
@@ -67,7 +67,7 @@ def child(variant: str, run: str, epochs: int) -> dict:
         train(0, 1)  # tracing / compilation
         seconds = train(1, 1 + epochs) / epochs
     weights = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()[:12]
-    return {"variant": variant, "backend": " ".join([keras.backend.backend(), *backend_versions().values()]),
+    return {"variant": variant, "backend": " ".join([keras.backend.backend(), *backend.versions().values()]),
             "device": " ".join(backend.devices()), "epoch_s": round(seconds, 3), "weights_sha": weights}
 
 

@@ -93,7 +93,7 @@ def test_killed_training_resumes_bit_identically(project, backend, request):
 LOGGED_VS_WEIGHTS = """
 import json, sys
 from pathlib import Path
-from stages.train import compiled_model, prepared
+from ch11.training.seed import compiled_model, prepared
 config, x, y = prepared(sys.argv[1], "jax")
 from ch11.training import backend, engine
 import keras

@@ -1,6 +1,7 @@
 """ch11's wings import one way (ch11/__init__.py): the shared modules import no wing, data imports neither
 training nor report, and training and report never import each other. Every module's imports, function-level
-and relative ones included, read with ``ast``."""
+and relative ones included, read with ``ast``. And the stages stay thin: the library does the work, so bench/
+and tests/ import it, never a stage (a test may still run one as a command)."""
 from __future__ import annotations
 
 import ast
@@ -71,3 +72,13 @@ def test_the_check_catches_each_wrong_direction(tmp_path):
                                    "ch11.report.stats -> ch11.training",
                                    "ch11.report.stats -> ch11.training.model",
                                    "ch11.training.probes -> ch11.report", "ch11.training.probes -> ch11.report.plots"]
+
+
+def test_stage_scripts_are_thin_and_nothing_imports_one():
+    long = {p.name: n for p in (PROJECT_ROOT / "stages").glob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 120}
+    assert long == {}, "a stage reads params, calls the library and writes outputs: move the work to ch11/"
+    importers = [f"{path.relative_to(PROJECT_ROOT)} -> {name}" for folder in ("bench", "tests")
+                 for path in sorted((PROJECT_ROOT / folder).rglob("*.py"))
+                 for name in sorted(imported(path, folder)) if name.split(".")[0] == "stages"]
+    assert importers == []

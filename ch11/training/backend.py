@@ -96,3 +96,17 @@ def cpu_description() -> str:
         pass
     isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
     return f"{model} [{' '.join(isa) or 'no AVX2'}]"
+
+
+def versions() -> dict:
+    """The versions of the selected backend's libraries, for each seed's info.json."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+        import jaxlib
+
+        return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__}
