@@ -12,7 +12,7 @@ from ch11.params import RunConfig
 
 def transferred_model(config: RunConfig, seed: int, classes: int) -> keras.Sequential:
     """The base run's (same seed) layers but its output layer, plus a new output layer; reused layers frozen."""
-    base = keras.models.load_model(paths.model_file(config.transfer.base, seed))   # checked: stages/train.py
+    base = keras.models.load_model(paths.model_file(config.transfer.base, seed))   # checked: pool.train_pending
     reused = base.layers[:-1]
     for layer in reused:
         layer.trainable = False
