@@ -37,7 +37,7 @@ def measure(monkeypatch):
         MEASURED.append({"path": path, "share": axes / (page.width * page.height), "overlaps": overlaps})
         return save(fig, path)
 
-    monkeypatch.setattr(figures, "save", measured)
+    monkeypatch.setattr(plots, "save", measured)
     MEASURED.clear()
 
 
