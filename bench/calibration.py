@@ -1,4 +1,4 @@
-"""The inference procedure's error rates and power on this study's design, by simulation (ch11/calibration.py):
+"""The inference procedure's error rates and power on this study's design, by simulation (ch11/report/calibration.py):
 the design as committed and with every run at ten seeds. Prints the numbers docs/statistics.md quotes.
 
 Usage: python bench/calibration.py [--reps 1000] [--dataset fashion_mnist]
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from ch11 import calibration as cal, claims, params as params_mod
+from ch11 import params as params_mod
+from ch11.report import calibration as cal, claims
 
 
 def main() -> None:

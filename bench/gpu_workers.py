@@ -42,12 +42,12 @@ def scratch(base: Path, run: str, seeds: int, epochs: int) -> Path:
 
 
 def validated_data(params: dict) -> Path:
-    """data/validated/fashion_mnist.npz, split from the raw files as stages.validate does (without GX)."""
+    """data/validated/fashion_mnist.npz, split from the raw files as the validate stage does (without GX)."""
     target = ROOT / "data" / "validated" / "fashion_mnist.npz"
     if not target.exists():
         from ch11 import atomic
-        from ch11.datasets import LOADERS
-        from stages.validate import split_arrays
+        from ch11.data.datasets import LOADERS
+        from ch11.data.splits import split_arrays
 
         arrays = LOADERS["fashion_mnist"](ROOT / "data" / "raw" / "fashion_mnist")
         atomic.write_npz(target, split_arrays(arrays, params["validate"]["fashion_mnist"]["validation_size"]))

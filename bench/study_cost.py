@@ -44,23 +44,23 @@ def child(run: str, backend_name: str, epochs: int) -> dict:
     start = time.perf_counter()
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    from stages.train import compiled_model, prepared
+    from ch11.training.seed import compiled_model, prepared
 
     config, x, y = prepared(run, backend_name)
-    from ch11 import backend, probes, training
+    from ch11.training import backend, probes, engine
 
     backend.seed_everything(1, mixed_precision=False)
     model = compiled_model(config, x["train"])
     probes.probe(model, x["train"], y["train"])
     data = {"train": (x["train"], y["train"]), "valid": (x["valid"], y["valid"])}
     with tempfile.TemporaryDirectory() as tmp:
-        training.fit(model, config, data, 1, Path(tmp) / "state", epochs=1)
+        engine.fit(model, config, data, 1, Path(tmp) / "state", epochs=1)
         timed = time.perf_counter()
-        training.fit(model, config, data, 1, Path(tmp) / "state", epochs=1 + epochs)
+        engine.fit(model, config, data, 1, Path(tmp) / "state", epochs=1 + epochs)
         epoch_s = (time.perf_counter() - timed) / epochs
         probes.probe(model, x["train"], y["train"])
-        training.predict(model, x["test"])
-        training.save_model(model, Path(tmp) / "model.keras")
+        engine.predict(model, x["test"])
+        engine.save_model(model, Path(tmp) / "model.keras")
     return {"run": run, "backend": backend_name, "epoch_s": epoch_s,
             "in_process_s": time.perf_counter() - start}
 

@@ -6,7 +6,7 @@ Usage: python bench/train_speed.py [--run e13_production] [--epochs 3]   (needs 
   plain-tf      what the write-up ran: TensorFlow, model.fit(numpy arrays, batch_size, shuffle=True),
                 steps_per_execution=1, TensorFlow's default threads
   plain-tf-1t   the same with one thread (the numerics our loop uses)
-  ours-<b>      ch11.training.fit on backend <b>: data order from (seed, epoch), steps_per_execution
+  ours-<b>      ch11.training.engine.fit on backend <b>: data order from (seed, epoch), steps_per_execution
                 from params, per-epoch inference-mode accuracy on 5,000 training images, a checkpoint per
                 epoch, one thread
   ours-<b>-<m>  the same in an instruction-set-stable mode m (see ISA_MODES): kernels that do not depend
@@ -38,7 +38,7 @@ VARIANTS = ("plain-tf", "plain-tf-1t", "ours-tensorflow", "ours-jax", *ISA_MODES
 def child(variant: str, run: str, epochs: int) -> dict:
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    from stages.train import backend_versions, compiled_model, prepared
+    from ch11.training.seed import compiled_model, prepared
 
     os.environ["CH11_THREADS"] = str(os.cpu_count()) if variant == "plain-tf" else "1"
     config, x, y = prepared(run, "jax" if variant.startswith("ours-jax") else "tensorflow")
@@ -47,7 +47,7 @@ def child(variant: str, run: str, epochs: int) -> dict:
 
     import keras
 
-    from ch11 import backend, training
+    from ch11.training import backend, engine
 
     backend.seed_everything(1, mixed_precision=False)
     if variant.startswith("plain"):
@@ -61,13 +61,13 @@ def child(variant: str, run: str, epochs: int) -> dict:
                 model.fit(x["train"], y["train"], batch_size=config.batch_size, epochs=last, initial_epoch=first,
                           validation_data=data["valid"], shuffle=True, verbose=0)
             else:
-                training.fit(model, config, data, 1, Path(tmp) / "state", epochs=last)
+                engine.fit(model, config, data, 1, Path(tmp) / "state", epochs=last)
             return time.perf_counter() - start
 
         train(0, 1)  # tracing / compilation
         seconds = train(1, 1 + epochs) / epochs
     weights = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()[:12]
-    return {"variant": variant, "backend": " ".join([keras.backend.backend(), *backend_versions().values()]),
+    return {"variant": variant, "backend": " ".join([keras.backend.backend(), *backend.versions().values()]),
             "device": " ".join(backend.devices()), "epoch_s": round(seconds, 3), "weights_sha": weights}
 
 

@@ -1,5 +1,5 @@
 """Stage aggregate@<dataset>: per-run mean, std, n, min, max over seeds -> metrics/<dataset>/summary.json,
-and each run's headline numbers -> metrics/<dataset>/runs/<run>.json (its DVC metrics: ch11/dvc_metrics.py).
+and each run's headline numbers -> metrics/<dataset>/runs/<run>.json (its DVC metrics: ch11/report/dvc_metrics.py).
 
 Usage: python -m stages.aggregate <dataset>
 Reads only the (run, seed) pairs that params.yaml names today, never stale files of removed seeds.
@@ -7,9 +7,9 @@ Reads only the (run, seed) pairs that params.yaml names today, never stale files
 from __future__ import annotations
 
 from ch11 import atomic, paths, params as params_mod
-from ch11.dvc_metrics import run_metrics, runs_dir, write_files
+from ch11.report.dvc_metrics import run_metrics, runs_dir, write_files
 from ch11.errors import PipelineError, run_main
-from ch11.stats import aggregate, per_seed_metrics, runs_of
+from ch11.report.stats import aggregate, per_seed_metrics, runs_of
 
 
 def main(argv: list[str]) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ch11.params
 from ch11.errors import PipelineError, run_main
-from ch11.sources import fetch_dataset
+from ch11.data.sources import fetch_dataset
 
 
 def main(argv: list[str]) -> None:

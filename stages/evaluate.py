@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ch11 import atomic, paths, params as params_mod
-from ch11.data import run_splits
+from ch11.data.splits import run_splits
 from ch11.errors import PipelineError, run_main
 
 

@@ -1,9 +1,9 @@
 """Stage report@<dataset>: numbers first, then words: metrics/<dataset>/effects.json and reports/<dataset>/.
 
 Usage: python -m stages.report <dataset>
-The numbers: ch11/findings.py (ch11/inference.py); effects.json is a DVC metric (`dvc metrics diff` shows how
+The numbers: ch11/report/findings.py (ch11/report/inference.py); effects.json is a DVC metric (`dvc metrics diff` shows how
 each effect moved).
-The figures: ch11/report_figures.py; results.md: ch11/report_text.py and ch11/report.md.j2; curves/: each
+The figures: ch11/report/figures.py; results.md: ch11/report/text.py and ch11/report/report.md.j2; curves/: each
 experiment's mean validation curves, the data of its DVC plot. Written atomically.
 No Keras.
 """
@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ch11 import atomic, claims as claims_mod, dvc_metrics, evidence as ev, paths, params as params_mod
+from ch11 import atomic, paths, params as params_mod
+from ch11.report import claims as claims_mod, dvc_metrics, evidence as ev
 from ch11.errors import PipelineError, run_main
-from ch11.findings import findings
-from ch11.report_figures import draw, mean_curves
-from ch11.report_text import render
-from ch11.stats import runs_of
+from ch11.report.findings import findings
+from ch11.report.figures import draw, mean_curves
+from ch11.report.text import render
+from ch11.report.stats import runs_of
 
 
 def read_json(path: Path, fix: str) -> dict:

@@ -15,17 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ch11 import atomic, params as params_mod, paths
-from ch11.datasets import LOADERS
+from ch11.data.datasets import LOADERS
+from ch11.data.splits import split_arrays
 from ch11.errors import PipelineError, run_main
-
-
-def split_arrays(arrays: dict[str, np.ndarray], validation_size: int) -> dict[str, np.ndarray]:
-    """Train/valid/test as uint8: the first ``validation_size`` training images become the validation set."""
-    x, y = arrays["x_train"], arrays["y_train"]
-    out = {"x_train": x[validation_size:], "y_train": y[validation_size:],
-           "x_valid": x[:validation_size], "y_valid": y[:validation_size],
-           "x_test": arrays["x_test"], "y_test": arrays["y_test"]}
-    return {key: np.ascontiguousarray(value, dtype=np.uint8) for key, value in out.items()}
 
 
 def metrics(outcome, splits: dict[str, np.ndarray]) -> dict:
@@ -49,7 +41,7 @@ def validate(dataset: str) -> None:
         raise PipelineError(f"{exc.filename} not found: the raw {dataset} files are missing. Run "
                             f"`dvc repro download@{dataset}` first.") from exc
 
-    from ch11.expectations import validate_arrays  # great_expectations is slow to import
+    from ch11.data.expectations import validate_arrays  # great_expectations is slow to import
 
     with tempfile.TemporaryDirectory(prefix=f"gx-docs-{dataset}-") as docs:
         outcome = validate_arrays(arrays, spec, name=dataset, docs_dir=Path(docs))

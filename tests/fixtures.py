@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ch11.datasets import CIFAR_ARCHIVE, CIFAR_TEST_BATCH, CIFAR_TRAIN_BATCHES
-from ch11.sources import DEBIAN_FASHION_MNIST
+from ch11.data.datasets import CIFAR_ARCHIVE, CIFAR_TEST_BATCH, CIFAR_TRAIN_BATCHES
+from ch11.data.sources import DEBIAN_FASHION_MNIST
 from tests.helpers import PROJECT_ROOT
 
 

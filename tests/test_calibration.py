@@ -1,11 +1,12 @@
-"""The whole inference procedure on this study's own design, simulated 1,000 times (ch11/calibration.py): the
+"""The whole inference procedure on this study's own design, simulated 1,000 times (ch11/report/calibration.py): the
 family-wise error rate of the confirmatory family and the false-discovery rate of the exploratory family stay
 at 5 % within Monte-Carlo error, under the null and at the measured means."""
 from __future__ import annotations
 
 import pytest
 
-from ch11 import calibration as cal, claims, inference as inf, params as params_mod
+from ch11 import params as params_mod
+from ch11.report import calibration as cal, claims, inference as inf
 
 pytestmark = pytest.mark.slow
 REPS = 1000

@@ -7,15 +7,16 @@ import sys
 import pandas as pd
 import pytest
 
-from ch11.evidence import RunData
+from ch11.report.evidence import RunData
 from tests.helpers import PROJECT_ROOT, run
 
 TRAIN = """
 import json, sys
 from pathlib import Path
-from ch11 import backend
+from ch11.training import backend
 backend.select(sys.argv[1])
-from ch11 import clipping, model as model_mod, params, training
+from ch11 import params
+from ch11.training import clipping, model as model_mod, engine
 import numpy as np
 
 rng = np.random.default_rng(0)
@@ -38,8 +39,8 @@ def keras_weights(name, count):
 
 def shares(name):
     config, net, optimizer = built(name)
-    training.compile_model(net, optimizer, config)
-    rows = training.fit(net, config, {"train": (x, y), "valid": (x[:64], y[:64])}, 1, Path(sys.argv[2]) / name,
+    engine.compile_model(net, optimizer, config)
+    rows = engine.fit(net, config, {"train": (x, y), "valid": (x[:64], y[:64])}, 1, Path(sys.argv[2]) / name,
                         epochs=2)
     return [row["clip_share"] for row in rows]
 
@@ -80,7 +81,7 @@ def test_the_clip_share_is_averaged_over_seeds_and_identity_ignores_the_extra_co
 
 
 def test_the_report_says_how_often_clipping_acted_beside_the_effect():
-    from ch11.findings import notes_for, percent
+    from ch11.report.findings import notes_for, percent
 
     acted = history(clip_share=[0.6, 0.3, 0.0]).assign(val_loss=[0.5, 0.45, 0.3])
     clipped = run_data("e06_clip_norm", {1: acted, 2: acted, 3: history(clip_share=[0.0, 0.0, 0.0])})

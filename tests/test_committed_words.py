@@ -1,12 +1,13 @@
 """The committed results say what their intervals say: every reading and claim verdict in effects.json and
-results.md is the word the rules give for the interval printed beside it (ch11/verdicts.py), and every
+results.md is the word the rules give for the interval printed beside it (ch11/report/verdicts.py), and every
 adjusted CI excludes 0 exactly when its adjusted p is below alpha."""
 from __future__ import annotations
 
 import json
 import re
 
-from ch11 import paths, verdicts as v
+from ch11 import paths
+from ch11.report import verdicts as v
 from tests.helpers import PROJECT_ROOT
 
 DATASET = "fashion_mnist"

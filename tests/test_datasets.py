@@ -9,7 +9,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from ch11.datasets import (CIFAR_TEST_BATCH, CIFAR_TRAIN_BATCHES, FASHION_FILES, gunzip, load_cifar10,
+from ch11.data.datasets import (CIFAR_TEST_BATCH, CIFAR_TRAIN_BATCHES, FASHION_FILES, gunzip, load_cifar10,
                            load_fashion_mnist, parse_idx)
 from ch11.errors import PipelineError
 from tests.fixtures import idx_bytes, write_cifar_archive, write_idx_gz

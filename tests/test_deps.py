@@ -16,7 +16,7 @@ from tests.helpers import PROJECT_ROOT, dvc, git
 # Modules that cannot change any output, with the reason (listing them would re-run every stage for nothing)
 EXEMPT = {"ch11/errors.py": "error texts and the exit of a failure or a Ctrl-C: no output changes"}
 # Files a module reads from beside itself (Path(__file__)): a stage importing the module depends on them too
-READS = {"ch11/claims.py": ["ch11/claims.yaml"], "ch11/report_text.py": ["ch11/report.md.j2"]}
+READS = {"ch11/report/claims.py": ["ch11/report/claims.yaml"], "ch11/report/text.py": ["ch11/report/report.md.j2"]}
 
 
 def module_file(name: str, root: Path) -> Path | None:
@@ -89,8 +89,8 @@ def test_every_file_dependency_exists():
     assert {k: v for k, v in absent.items() if v} == {}
     for exempt in EXEMPT:
         assert (PROJECT_ROOT / exempt).exists(), f"{exempt} is exempt but no longer exists: drop it from EXEMPT"
-    readers = {f"{folder}/{p.name}" for folder in ("ch11", "stages", "flows")   # READS stays true
-               for p in (PROJECT_ROOT / folder).glob("*.py")
+    readers = {str(p.relative_to(PROJECT_ROOT)) for folder in ("ch11", "stages", "flows")   # READS stays true
+               for p in (PROJECT_ROOT / folder).rglob("*.py")
                if "Path(__file__).resolve().parent /" in p.read_text(encoding="utf-8")}
     assert readers == set(READS), "a module reads a file beside it: list it in READS"
     for module, files in READS.items():
@@ -98,26 +98,35 @@ def test_every_file_dependency_exists():
         assert all(Path(f).name in source for f in files), f"{module} no longer reads {files}: update READS"
 
 
+
+def test_package_inits_hold_only_their_docstring():
+    """A package's __init__.py runs whenever one of its modules is imported, yet no stage lists it in its deps:
+    so it holds nothing that could change an output, only its docstring."""
+    for folder in ("ch11", "stages", "flows"):
+        for init in (PROJECT_ROOT / folder).rglob("__init__.py"):
+            body = ast.parse(init.read_text(encoding="utf-8")).body
+            assert all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body), init
+
 def test_the_check_catches_a_new_import_and_a_dep_no_longer_imported(tmp_path):
     """The check itself can fail both ways: a stage that starts importing another module, a code dep it no
     longer runs."""
-    for rel in ["dvc.yaml", *(str(p.relative_to(PROJECT_ROOT)) for p in PROJECT_ROOT.glob("*/*.py")
-                              if p.parts[-2] in ("ch11", "stages"))]:
+    for rel in ["dvc.yaml", *(str(p.relative_to(PROJECT_ROOT)) for folder in ("ch11", "stages")
+                              for p in (PROJECT_ROOT / folder).rglob("*.py"))]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text((PROJECT_ROOT / rel).read_text(encoding="utf-8"), encoding="utf-8")
     assert missing_deps(tmp_path) == {}
     aggregate = tmp_path / "stages" / "aggregate.py"
-    aggregate.write_text("from ch11 import figures\n" + aggregate.read_text(encoding="utf-8"), encoding="utf-8")
-    assert missing_deps(tmp_path) == {"aggregate": ["ch11/figures.py"]}
+    aggregate.write_text("from ch11.report import plots\n" + aggregate.read_text(encoding="utf-8"), encoding="utf-8")
+    assert missing_deps(tmp_path) == {"aggregate": ["ch11/report/plots.py"]}
     dvc_yaml = tmp_path / "dvc.yaml"   # and a file a module reads, dropped from the deps
-    dvc_yaml.write_text(dvc_yaml.read_text(encoding="utf-8").replace("        - ch11/report.md.j2\n", ""),
+    dvc_yaml.write_text(dvc_yaml.read_text(encoding="utf-8").replace("        - ch11/report/report.md.j2\n", ""),
                         encoding="utf-8")
-    assert missing_deps(tmp_path)["report"] == ["ch11/report.md.j2"]
+    assert missing_deps(tmp_path)["report"] == ["ch11/report/report.md.j2"]
     assert extra_deps(tmp_path) == {}   # and a code dep that no longer runs
     listed = "deps: [stages/download.py, "
-    dvc_yaml.write_text(dvc_yaml.read_text(encoding="utf-8").replace(listed, listed + "ch11/figures.py, "),
+    dvc_yaml.write_text(dvc_yaml.read_text(encoding="utf-8").replace(listed, listed + "ch11/report/plots.py, "),
                         encoding="utf-8")
-    assert extra_deps(tmp_path) == {"download": ["ch11/figures.py"]}
+    assert extra_deps(tmp_path) == {"download": ["ch11/report/plots.py"]}
 
 
 def test_a_fresh_clone_plans_no_stage_with_allow_missing(tmp_path):
@@ -132,7 +141,7 @@ def test_a_fresh_clone_plans_no_stage_with_allow_missing(tmp_path):
     git(clone, "init", "-q")
     done = dvc(clone, "repro", "--allow-missing", "--dry", "report@fashion_mnist", timeout=300)
     assert "Running stage" not in done.stdout + done.stderr, done.stdout
-    from ch11.sources import DEBIAN_FASHION_MNIST
+    from ch11.data.sources import DEBIAN_FASHION_MNIST
     if not DEBIAN_FASHION_MNIST.is_dir():
         pytest.skip("a one-run edit needs the validated data (make setup): apt-get install dataset-fashion-mnist")
     dvc(clone, "repro", "validate@fashion_mnist", timeout=300)   # what `make setup` does

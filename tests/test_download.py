@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ch11.datasets import CIFAR_ARCHIVE, FASHION_FILES
-from ch11.sources import DEBIAN_FASHION_MNIST
+from ch11.data.datasets import CIFAR_ARCHIVE, FASHION_FILES
+from ch11.data.sources import DEBIAN_FASHION_MNIST
 from tests.fixtures import write_cifar_archive, write_idx_gz
 from tests.helpers import PROJECT_ROOT, digest, module
 

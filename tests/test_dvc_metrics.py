@@ -1,4 +1,4 @@
-"""Metrics shaped for DVC's tables (ch11/dvc_metrics.py): small files sharing a few short keys, what the real
+"""Metrics shaped for DVC's tables (ch11/report/dvc_metrics.py): small files sharing a few short keys, what the real
 `dvc metrics show/diff` and `dvc plots diff` make of them, and the project's own `dvc metrics show` size."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ch11.dvc_metrics import effect_metrics, run_metrics, write_files
+from ch11.report.dvc_metrics import effect_metrics, run_metrics, write_files
 from ch11.errors import PipelineError
-from ch11.stats import aggregate
+from ch11.report.stats import aggregate
 from tests.helpers import PROJECT_ROOT, dvc, git
 from tests.report_project import make_project, run_stage
 

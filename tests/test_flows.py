@@ -243,7 +243,7 @@ def test_flow_on_an_existing_dask_cluster(twins, pipeline):
     # as `dvc repro` does, and validate@ stays unchanged. A dep of aggregate@ edited: its command runs,
     # on the Dask worker (merely deleting summary.json would not do: the run cache restores it).
     shutil.rmtree(root / "data" / "raw" / "fashion_mnist")
-    with (root / "ch11" / "stats.py").open("a") as stats:
+    with (root / "ch11" / "report" / "stats.py").open("a") as stats:
         stats.write("\n# edited by test_flows\n")
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:

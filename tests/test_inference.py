@@ -1,4 +1,4 @@
-"""The inference procedure (ch11/inference.py) against known answers: scipy's Welch and paired t-tests,
+"""The inference procedure (ch11/report/inference.py) against known answers: scipy's Welch and paired t-tests,
 statsmodels' least squares, Benjamini and Hochberg's (1995) worked example, hand-counted Bonferroni."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats as sps
 
-from ch11 import inference as inf
+from ch11.report import inference as inf
 
 RNG = np.random.default_rng(7)
 

@@ -10,9 +10,10 @@ from tests.helpers import PROJECT_ROOT, run
 
 BUILD = """
 import json, sys
-from ch11 import backend
+from ch11.training import backend
 backend.select("jax")
-from ch11 import model, params
+from ch11 import params
+from ch11.training import model
 stacks = {}
 for run, update in json.loads(sys.argv[1]).items():
     config = params.load().run(run).model_copy(update=update)
@@ -46,9 +47,10 @@ def test_layer_order_follows_the_configuration(stacks, run):
 SMOOTHING = """
 import json
 import numpy as np
-from ch11 import backend
+from ch11.training import backend
 backend.select("jax")
-from ch11 import model, params
+from ch11 import params
+from ch11.training import model
 config = params.load().run("e11_label_smoothing")
 loss = model.loss_of(config)
 probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype="float32")
@@ -72,7 +74,7 @@ def test_label_smoothing_targets_and_the_unchanged_plain_loss():
 FIT_ON_JAX = """
 import sys
 import numpy as np
-from ch11 import backend
+from ch11.training import backend
 backend.select("jax")
 backend.seed_everything(1, False)
 import keras

@@ -195,7 +195,7 @@ def test_every_value_training_reads_is_in_params_yaml():
     assert set(raw["defaults"]) == set(params.RunConfig.model_fields)
     for group in ("runs", "transfer_runs", "cifar_runs"):
         for entry in raw[group].values():
-            assert not {"label", "experiment"} & set(entry), "presentation belongs in ch11/claims.yaml"
+            assert not {"label", "experiment"} & set(entry), "presentation belongs in ch11/report/claims.yaml"
 
 
 def test_cifar10_is_opt_in(tmp_path):

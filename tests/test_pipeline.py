@@ -87,7 +87,7 @@ def test_editing_one_run_marks_only_that_run(reproduced):
 
 def test_a_hidden_hyperparameter_is_tracked_and_a_label_is_presentation_only(reproduced):
     root = reproduced
-    original_params, claims = (root / "params.yaml").read_text(), root / "ch11/claims.yaml"
+    original_params, claims = (root / "params.yaml").read_text(), root / "ch11/report/claims.yaml"
     original_claims = claims.read_text()
     try:
         edit_params(root, lambda p: p["optimizers"]["sgd"].update(momentum=0.5))  # a table the run inherits

@@ -93,9 +93,9 @@ def test_killed_training_resumes_bit_identically(project, backend, request):
 LOGGED_VS_WEIGHTS = """
 import json, sys
 from pathlib import Path
-from stages.train import compiled_model, prepared
+from ch11.training.seed import compiled_model, prepared
 config, x, y = prepared(sys.argv[1], "jax")
-from ch11 import backend, training
+from ch11.training import backend, engine
 import keras
 
 class Recheck(keras.callbacks.Callback):
@@ -107,7 +107,7 @@ class Recheck(keras.callbacks.Callback):
 pairs = []
 backend.seed_everything(1, False)
 model = compiled_model(config, x["train"])
-training.fit(model, config, {"train": (x["train"], y["train"]), "valid": (x["valid"], y["valid"])}, 1,
+engine.fit(model, config, {"train": (x["train"], y["train"]), "valid": (x["valid"], y["valid"])}, 1,
              Path("recheck"), epochs=4, callbacks=[Recheck()])
 print(json.dumps(pairs))
 """

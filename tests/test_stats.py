@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ch11.stats import aggregate, summarize
+from ch11.report.stats import aggregate, summarize
 
 
 def test_summarize_known_mean_and_sample_std():

@@ -1,10 +1,10 @@
-"""Every verdict rule on constructed intervals and per-seed data (ch11/verdicts.py)."""
+"""Every verdict rule on constructed intervals and per-seed data (ch11/report/verdicts.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ch11 import verdicts as v
+from ch11.report import verdicts as v
 
 DELTA = 0.5
 

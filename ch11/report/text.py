@@ -1,5 +1,5 @@
 """The report's markdown: every table cell and every number its prose states, computed from the findings
-(ch11/findings.py), the runs and the figures already drawn; ch11/report.md.j2 lays them out (the answer
+(ch11/report/findings.py), the runs and the figures already drawn; ch11/report/report.md.j2 lays them out (the answer
 first, then the write-up's claims, how to read them, its single numbers, one section per experiment and the
 summary of all runs). Writes nothing."""
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import jinja2
 
-from ch11 import evidence as ev, verdicts as v
-from ch11.evidence import READING_ORDER, by_reading, interval, metric_suffix
-from ch11.findings import percent
-from ch11.stats import summarize
+from ch11.report import evidence as ev, verdicts as v
+from ch11.report.evidence import READING_ORDER, by_reading, interval, metric_suffix
+from ch11.report.findings import percent
+from ch11.report.stats import summarize
 
 TEMPLATE = Path(__file__).resolve().parent / "report.md.j2"
 DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}

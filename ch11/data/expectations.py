@@ -33,7 +33,7 @@ from great_expectations.data_context.types.base import (  # noqa: E402
 )
 from great_expectations.expectations.row_conditions import Column  # noqa: E402
 
-from ch11.data_docs import DOCS_RUN_TIME, prune_docs  # noqa: E402
+from ch11.data.data_docs import DOCS_RUN_TIME, prune_docs  # noqa: E402
 from ch11.errors import PipelineError  # noqa: E402
 from ch11.params import DatasetValidation  # noqa: E402
 

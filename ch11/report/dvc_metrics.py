@@ -38,7 +38,7 @@ def points(fraction: float | None) -> float | None:
 
 
 def run_metrics(summary: dict) -> dict:
-    """A run's headline from its aggregate summary (ch11.stats.aggregate): test accuracy mean and sd in
+    """A run's headline from its aggregate summary (ch11.report.stats.aggregate): test accuracy mean and sd in
     points, seeds, diverged seeds, mean epochs trained. Keys without a value (every seed diverged, one seed's
     sd) are left out: DVC shows them as '-'."""
     accuracy = summary.get("test_accuracy", {})

@@ -1,4 +1,4 @@
-"""The report's figures (ch11/figures.py draws them), and the data of each experiment's DVC plot."""
+"""The report's figures (ch11/report/plots.py draws them), and the data of each experiment's DVC plot."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ch11 import evidence as ev, figures, paths
-from ch11.evidence import by_reading
-from ch11.stats import finite
+from ch11 import paths
+from ch11.report import evidence as ev, plots
+from ch11.report.evidence import by_reading
+from ch11.report.stats import finite
 
 CLASS_NAMES = {
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -22,20 +23,20 @@ def draw(experiments: dict, found: dict, runs: dict[str, ev.RunData], dataset: s
     fig_dir.mkdir(parents=True, exist_ok=True)
     drawn = {number: experiment_figures(number, exp, runs, dataset, fig_dir) for number, exp in experiments.items()}
     rows = by_reading([r for r in found["effects"] if r["metric"] == "test_accuracy"])
-    if forest := figures.forest_plot(fig_dir / "effects_forest.png",
-                                     "Final test accuracy: each technique vs its matched baseline", rows, found["delta"]):
+    if forest := plots.forest_plot(fig_dir / "effects_forest.png",
+                                   "Final test accuracy: each technique vs its matched baseline", rows, found["delta"]):
         drawn["forest"] = f"figures/{forest.name}"
     return drawn
 
 
 def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> list[dict]:
-    """Draw the experiment's figures; each one drawn as {"kind", "file"} (ch11/report.md.j2 captions each kind)."""
+    """Draw the experiment's figures; each one drawn as {"kind", "file"} (ch11/report/report.md.j2 captions each kind)."""
     shown = shown_runs(exp, runs)
     title = f"{exp.name or f'Exp. {number}'}: {exp.title}"
     out = []
 
     def add(kind: str, plot, *args) -> None:
-        """``plot`` (ch11/figures.py) draws exp<NN>_<kind>.png, or nothing when it has no data."""
+        """``plot`` (ch11/report/plots.py) draws exp<NN>_<kind>.png, or nothing when it has no data."""
         if path := plot(fig_dir / f"exp{number:02d}_{kind}.png", *args):
             out.append({"kind": kind, "file": path.name})
 
@@ -53,28 +54,28 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
             if metric == "test_accuracy" and mc:
                 bars.append({"label": f"{label} — MC dropout", "values": mc, "claimed": None})
         panels.append({"xlabel": f"{ev.metric_name(metric)} (%)", "bars": bars})
-    add("accuracy", figures.variant_bars, f"{title} — by variant", panels)
-    add("learning_curves", figures.learning_curves, f"{title} — validation accuracy per epoch",
+    add("accuracy", plots.variant_bars, f"{title} — by variant", panels)
+    add("learning_curves", plots.learning_curves, f"{title} — validation accuracy per epoch",
         mean_curves(exp, runs))
     for fig in exp.figures:
         if fig == "layers":
             series = [s for s in layer_series(shown) if s["after"]]
-            add("layer_diagnostics", figures.layer_diagnostics, "Per-layer kernel gradient norm and activation std",
+            add("layer_diagnostics", plots.layer_diagnostics, "Per-layer kernel gradient norm and activation std",
                  series)
         elif fig == "variance":
-            add("init_variance", figures.init_variance, "Initialisation: kernel variance vs each layer's own theory",
+            add("init_variance", plots.init_variance, "Initialisation: kernel variance vs each layer's own theory",
                  layer_series(shown))
         elif fig == "learning_rates":
             first = [(label, next(iter(run.histories.values()))) for run, label in shown if run.histories]
             lr = [{"label": label, "epochs": np.arange(1, len(h) + 1), "lr": h["learning_rate"].to_numpy(dtype=float)}
                   for label, h in first]
-            add("learning_rates", figures.learning_rates, "Learning rate each schedule used (first seed)", lr)
+            add("learning_rates", plots.learning_rates, "Learning rate each schedule used (first seed)", lr)
         elif fig == "activations":
-            path = figures.activation_shapes(fig_dir / "activation_functions.png")  # shared by experiments
+            path = plots.activation_shapes(fig_dir / "activation_functions.png")  # shared by experiments
             out.append({"kind": "activation_functions", "file": path.name})
         elif isinstance(fig, dict) and fig["confusion"] in runs:
             table = pd.read_csv(paths.confusion(dataset, fig["confusion"]))
-            add("confusion", figures.confusion_heatmap, f"Confusion matrix: {exp.runs[fig['confusion']]} (first seed)",
+            add("confusion", plots.confusion_heatmap, f"Confusion matrix: {exp.runs[fig['confusion']]} (first seed)",
                  table["actual"], table["predicted"], CLASS_NAMES[dataset])
     return out
 

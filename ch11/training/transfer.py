@@ -5,13 +5,14 @@ from pathlib import Path
 
 import keras
 
-from ch11 import model as model_mod, paths, training
+from ch11 import paths
+from ch11.training import model as model_mod, engine
 from ch11.params import RunConfig
 
 
 def transferred_model(config: RunConfig, seed: int, classes: int) -> keras.Sequential:
     """The base run's (same seed) layers but its output layer, plus a new output layer; reused layers frozen."""
-    base = keras.models.load_model(paths.model_file(config.transfer.base, seed))   # checked: stages/train.py
+    base = keras.models.load_model(paths.model_file(config.transfer.base, seed))   # checked: pool.train_pending
     reused = base.layers[:-1]
     for layer in reused:
         layer.trainable = False
@@ -23,11 +24,11 @@ def fit_transfer(model, config: RunConfig, data: dict, seed: int, workdir: Path,
                  callbacks: list | tuple = ()) -> list[dict]:
     """Train the new head for ``freeze_epochs`` with reused layers frozen, then everything at a lower rate."""
     freeze = min(config.transfer.freeze_epochs, config.epochs)
-    training.compile_model(model, model_mod.build_optimizer(config, steps), config)
-    rows = training.fit(model, config, data, seed, workdir / "frozen", epochs=freeze, callbacks=callbacks)
+    engine.compile_model(model, model_mod.build_optimizer(config, steps), config)
+    rows = engine.fit(model, config, data, seed, workdir / "frozen", epochs=freeze, callbacks=callbacks)
     for layer in model.layers:
         layer.trainable = True
     lr = config.transfer.unfrozen_learning_rate
-    training.compile_model(model, model_mod.build_optimizer(config, steps, lr), config)
-    return training.fit(model, config, data, seed, workdir / "unfrozen", epochs=config.epochs,
+    engine.compile_model(model, model_mod.build_optimizer(config, steps, lr), config)
+    return engine.fit(model, config, data, seed, workdir / "unfrozen", epochs=config.epochs,
                         first_epoch=freeze, rows=rows, callbacks=callbacks)

@@ -1,5 +1,5 @@
 """Per-seed results as the evaluate stages wrote them, and seed-to-seed summaries: per-run mean, std, n, min, max
-of each metric (numpy only; verdict rules: ch11/verdicts.py)."""
+of each metric (numpy only; verdict rules: ch11/report/verdicts.py)."""
 from __future__ import annotations
 
 import json

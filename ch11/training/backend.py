@@ -16,7 +16,7 @@ def select(backend: str) -> None:
     """Make ``backend`` Keras' backend with ``threads()`` threads; must run before ``import keras``."""
     if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend:
         raise RuntimeError(f"Keras was imported with backend {os.environ.get('KERAS_BACKEND')!r} before "
-                           f"ch11.backend.select({backend!r})")
+                           f"ch11.training.backend.select({backend!r})")
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if backend == "jax":
@@ -96,3 +96,17 @@ def cpu_description() -> str:
         pass
     isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
     return f"{model} [{' '.join(isa) or 'no AVX2'}]"
+
+
+def versions() -> dict:
+    """The versions of the selected backend's libraries, for each seed's info.json."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+        import jaxlib
+
+        return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__}

@@ -1,4 +1,5 @@
-"""The arrays one run sees: validated splits, filtered to the run's classes and limits (numpy only)."""
+"""The validated splits (cut from the raw arrays by the validate stage) and the arrays one run sees: those
+splits filtered to the run's classes and limits (numpy only)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,6 +17,15 @@ SPLITS = ("train", "valid", "test")
 class Split:
     x: np.ndarray  # uint8 images
     y: np.ndarray  # int labels, renumbered 0..k-1 when the run selects classes
+
+
+def split_arrays(arrays: dict[str, np.ndarray], validation_size: int) -> dict[str, np.ndarray]:
+    """Train/valid/test as uint8: the first ``validation_size`` training images become the validation set."""
+    x, y = arrays["x_train"], arrays["y_train"]
+    out = {"x_train": x[validation_size:], "y_train": y[validation_size:],
+           "x_valid": x[:validation_size], "y_valid": y[:validation_size],
+           "x_test": arrays["x_test"], "y_test": arrays["y_test"]}
+    return {key: np.ascontiguousarray(value, dtype=np.uint8) for key, value in out.items()}
 
 
 def load_validated(dataset: str) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Typed schema of ``ch11/claims.yaml``: the write-up's claims and how each experiment is presented."""
+"""Typed schema of ``ch11/report/claims.yaml``: the write-up's claims and how each experiment is presented."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ch11 import paths, verdicts as v
-from ch11.stats import finite, per_seed_metrics, summarize
+from ch11 import paths
+from ch11.report import verdicts as v
+from ch11.report.stats import finite, per_seed_metrics, summarize
 
 # Patience of the early-stopping criterion applied to fixed-budget runs when judging convergence
 FIXED_BUDGET_PATIENCE = 15

@@ -16,8 +16,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from ch11 import atomic, clipping
-from ch11.model import loss_of
+from ch11 import atomic
+from ch11.training import clipping
+from ch11.training.model import loss_of
 from ch11.params import RunConfig
 
 TRAIN_EVAL_SIZE = 5000   # training images scored in inference mode after each epoch (overfitting gap)

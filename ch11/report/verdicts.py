@@ -1,6 +1,6 @@
 """Verdict rules: the words the report prints, each defined on the numbers printed beside it (pure functions).
-Effects and claims are read off their adjusted CI (ch11/inference.py); each rule is in its function's
-docstring and in words for the reader (ch11/report.md.j2's "How to read"). not tested: the data cannot test
+Effects and claims are read off their adjusted CI (ch11/report/inference.py); each rule is in its function's
+docstring and in words for the reader (ch11/report/report.md.j2's "How to read"). not tested: the data cannot test
 it (fewer than 2 seeds with a value, a schedule that never acted)."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from ch11.inference import ALPHA
-from ch11.stats import finite
+from ch11.report.inference import ALPHA
+from ch11.report.stats import finite
 
 HELPS, HURTS, NO_EFFECT, UNRESOLVED, DIVERGES = "helps", "hurts", "no effect", "unresolved", "diverges"
 HELPS_SLIGHTLY, HURTS_SLIGHTLY = "helps, < δ", "hurts, < δ"

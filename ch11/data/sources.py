@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from ch11.atomic import atomic_path
-from ch11.datasets import gunzip
+from ch11.data.datasets import gunzip
 from ch11.errors import PipelineError
 from ch11.params import DATASETS, Download, FileCheck, Params
 from ch11.paths import raw_dir

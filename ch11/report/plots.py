@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from scipy.special import erf, expit  # noqa: E402
 
-from ch11.stats import summarize  # noqa: E402
+from ch11.report.stats import summarize  # noqa: E402
 
 DPI = 110
 COLORS = plt.get_cmap("tab10").colors

@@ -1,11 +1,11 @@
-"""The report's numbers, computed once: every effect of ch11/claims.yaml against its matched baseline and every
-claim of the write-up judged, each comparison estimated and adjusted once (ch11/inference.py) and read off its
-adjusted CI (ch11/verdicts.py), as a JSON-ready dict. stages/report.py writes it to
+"""The report's numbers, computed once: every effect of ch11/report/claims.yaml against its matched baseline and every
+claim of the write-up judged, each comparison estimated and adjusted once (ch11/report/inference.py) and read off its
+adjusted CI (ch11/report/verdicts.py), as a JSON-ready dict. stages/report.py writes it to
 metrics/<dataset>/effects.json (a DVC metric); the markdown and the figures render it. No files written here."""
 from __future__ import annotations
 
-from ch11 import evidence as ev, inference as inf, verdicts as v
-from ch11.claims import Check, Claims, Comparison, Effect, Value
+from ch11.report import evidence as ev, inference as inf, verdicts as v
+from ch11.report.claims import Check, Claims, Comparison, Effect, Value
 
 
 def key_of(item) -> inf.Key:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ch11 import inference as inf
+from ch11.report import inference as inf
 
 SHARED = 0.9   # correlation between two columns that both follow their experiment's seed effect
 
@@ -32,9 +32,9 @@ class Design:
 def study_design(params, dataset: str, seeds: list[int] | None = None) -> Design:
     """The report's design on ``dataset`` (ch11/findings.design) with each column's seeds, spread and mean as
     measured; ``seeds``: give every column these seeds instead (e.g. the planned ten)."""
-    from ch11 import claims as claims_mod, evidence as ev
-    from ch11.findings import design, scale_of
-    from ch11.stats import runs_of
+    from ch11.report import claims as claims_mod, evidence as ev
+    from ch11.report.findings import design, scale_of
+    from ch11.report.stats import runs_of
 
     runs = {n: ev.load_run(params, dataset, n) for n in runs_of(params, dataset)}
     _, _, keys, confirmatory, exploratory = design(claims_mod.load(), dataset, runs)
