@@ -14,10 +14,13 @@ OUTPUT_DIRS = ("data", "models", "metrics", "reports", ".checkpoints")
 
 
 def with_seeds(params: dict, seeds: list[int]) -> dict:
-    """``params`` with ``seeds`` for every run: ``defaults.seeds`` set, the runs' own lists dropped."""
+    """``params`` with ``seeds`` for every run: ``defaults.seeds`` set, the lists of runs and templates dropped."""
+    entries = [*params.get("templates", {}).values(), *params["templates"].get("cifar10_runs", {}).values()]
     for group in ("runs", "transfer_runs", "cifar_runs"):
-        for run in params.get(group, {}).values():
-            run.pop("seeds", None)
+        entries += params.get(group, {}).values()
+    for entry in entries:
+        if isinstance(entry, dict):
+            entry.pop("seeds", None)
     return {**params, "defaults": {**params["defaults"], "seeds": list(seeds)}}
 
 

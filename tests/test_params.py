@@ -85,8 +85,11 @@ def test_shorthand_widths_templates_and_per_run_seeds():
     assert deep.widths == [100] * 20 and deep.activation == "selu" and deep.schedule.name == "onecycle"
     assert deep.optimizer.momentum == 0.0  # the book's plain SGD
     raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
-    assert loaded.seeds_of("x08_onecycle") == loaded.seeds_of("baseline_es") == raw["defaults"]["seeds"]
-    assert loaded.seeds_of("e04_elu") == loaded.seeds_of("baseline") == list(range(1, 11))  # the ten_seeds template
+    for group in ("runs", "transfer_runs"):   # seeds: the run's own, else its template's, else the defaults'
+        for name, entry in raw[group].items():
+            template = raw["templates"][entry["template"]]
+            expected = entry.get("seeds") or template.get("seeds") or raw["defaults"]["seeds"]
+            assert loaded.seeds_of(name) == expected, name
 
 
 def test_no_yaml_anchors_or_merge_keys():
