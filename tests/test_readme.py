@@ -13,14 +13,24 @@ NUMBER = r"[+−-]\d+\.\d+"
 QUOTED = re.compile(rf"\*([^*]+)\* ({NUMBER} \[{NUMBER}, {NUMBER}\])")
 
 
+def report_rows() -> set[tuple[str, str]]:
+    report = (PROJECT_ROOT / "reports" / "fashion_mnist" / "results.md").read_text(encoding="utf-8")
+    return {(row.get("technique") or row.get("claim"), row.get("Δ [adjusted CI]") or row.get("ours: Δ [adjusted CI]"))
+            for table in tables(report) for row in table}
+
+
+def test_the_measured_differences_in_the_docs_are_the_reports_rows():
+    text = " ".join((PROJECT_ROOT / "docs" / "differences.md").read_text(encoding="utf-8").split())
+    quoted = QUOTED.findall(text)
+    assert len(quoted) >= 2 and [q for q in quoted if q not in report_rows()] == []
+
+
 def test_the_readmes_results_are_the_reports_rows():
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     results = readme[readme.index("## Results"):readme.index("\n## ", readme.index("## Results") + 1)]
     report = (PROJECT_ROOT / "reports" / "fashion_mnist" / "results.md").read_text(encoding="utf-8")
-    rows = {(row.get("technique") or row.get("claim"), row.get("Δ [adjusted CI]") or row.get("ours: Δ [adjusted CI]"))
-            for table in tables(report) for row in table}
-    quoted = QUOTED.findall(results.replace("\n", " "))
+    quoted = QUOTED.findall(" ".join(results.split()))
     assert len(quoted) >= 8
-    assert [q for q in quoted if q not in rows] == []
+    assert [q for q in quoted if q not in report_rows()] == []
     tally = re.search(r"The write-up's (\d+) claimed differences\*\*: ([^.]+)\.", report)
-    assert f"Of the write-up's {tally[1]} claimed differences: {tally[2]}." in results.replace("\n", " ")
+    assert f"Of the write-up's {tally[1]} claimed differences: {tally[2]}." in " ".join(results.split())

@@ -27,11 +27,13 @@ def test_the_answer_comes_first_effects_table_then_forest_plot(report):
     text = (report / "results.md").read_text()
     first_table = next(line for line in text.splitlines() if line.startswith("| "))
     assert first_table.startswith("| reading | technique | exp. | Δ [adjusted CI] | p (adj.) | family | n |")
-    assert text.index("## The answer\n\n- **Helps** final test accuracy") < text.index("### Final test accuracy") \
+    assert text.index("## The answer") < text.index("- **Helps** final test accuracy") \
+        < text.index("### Final test accuracy") \
         < text.index("### Speed of learning") < text.index("![Forest plot of the effects]") \
         < text.index("## The write-up's claims") < text.index("## How to read")
     answer = text[text.index("## The answer"):text.index("### Final test accuracy")]
-    assert "best practices combined, the write-up's layer order (vs baseline) +2.45" in answer.split("\n")[2]
+    helps = next(line for line in answer.splitlines() if line.startswith("- **Helps**"))
+    assert "best practices combined, the write-up's layer order (vs baseline) +2.45" in helps
     assert "**No measurable difference** (CI inside ±0.5 pts): SELU" in answer
     assert "Seeds: 1–5 (8 runs). Backend: tensorflow." in text
     assert "**CIFAR-10**" not in text  # make_project has no CIFAR-10 runs
