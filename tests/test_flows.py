@@ -223,7 +223,7 @@ def test_a_failing_stage_fails_the_flow_with_its_message_and_keeps_what_finished
     assert "broken" not in after
     # train@baseline was started with `broken` (same dispatch pass) and ends after it failed: it is
     # still recorded, with the new params
-    assert after["train@baseline"]["params"]["params.yaml"]["runs.baseline"] == {"l2": 0.0}
+    assert after["train@baseline"]["params"]["params.yaml"]["runs.baseline"]["l2"] == 0.0
     assert after["train@baseline"] != before["train@baseline"]
     assert dvc(root, "status", "-q", "--json", "train@baseline").stdout.strip() in ("", "{}")
     # nothing new started after the failure: evaluate@baseline keeps its old entry
