@@ -23,7 +23,7 @@ def lock_outputs(root: Path) -> dict[str, str]:
 
 
 def test_a_second_clone_pulls_from_the_remote_and_reproduces_nothing(tmp_path):
-    root = project_copy(tmp_path / "first", runs=["baseline"])
+    root = project_copy(tmp_path / "first", runs=["baseline", "e04_elu"])   # one effect: its metrics folder is not empty
     dvc(root, "repro")
     remote = tmp_path / "ch11-dvc-storage"
     dvc(root, "remote", "add", "-d", "shared", str(remote))          # the README's commands, in its order
