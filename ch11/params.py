@@ -319,7 +319,7 @@ class Params(Strict):
         entry = getattr(self, table).get(name, {})
         reads = ["learning_rate"] * (kind == "optimizer") + list(keys[name].model_fields)
         chosen = deep_merge(entry, section)
-        for key in set(chosen) - {"name", *reads}:
+        for key in [k for k in chosen if k not in {"name", *reads}]:   # in params.yaml's order: one message
             sources = [*((f"{path}.{kind}", layer.get(kind)) for path, layer in reversed(layers)),
                        (f"{table}.{name}", entry)]
             path = next(path for path, found in sources if isinstance(found, dict) and key in found)
