@@ -23,7 +23,8 @@ def main() -> None:
         for null in (True, False):
             r = cal.simulate(design, args.reps, null, delta, seed=1)
             power = "—" if null else f"{r.power:.2f}"
-            print(f"{name} | {'null' if null else 'measured means'} | {r.fwer_confirmatory:.3f} ± {r.mc_error(r.fwer_confirmatory):.3f}"
+            truth = "null" if null else "measured means"
+            print(f"{name} | {truth} | {r.fwer_confirmatory:.3f} ± {r.mc_error(r.fwer_confirmatory):.3f}"
                   f" | {r.fdr_exploratory:.3f} ± {r.mc_error(r.fdr_exploratory):.3f} | {power}")
     print(f"({args.reps} simulated studies each; ± = Monte-Carlo standard error)")
 

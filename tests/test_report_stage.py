@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 
 from tests.helpers import PROJECT_ROOT, digest, digests, run as run_child
-from tests.report_project import PNG_MAGIC, SPECS, effects_table, make_project, run_stage, table_row
+from tests.report_project import PNG_MAGIC, SPECS, make_project, run_stage
 
 
 def test_the_convergence_flag_uses_the_early_stopping_criterion():

@@ -30,7 +30,7 @@ def draw(experiments: dict, found: dict, runs: dict[str, ev.RunData], dataset: s
 
 
 def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> list[dict]:
-    """Draw the experiment's figures; each one drawn as {"kind", "file"} (ch11/report/report.md.j2 captions each kind)."""
+    """Draw the experiment's figures; each one drawn as {"kind", "file"} (report.md.j2 captions each kind)."""
     shown = shown_runs(exp, runs)
     title = f"{exp.name or f'Exp. {number}'}: {exp.title}"
     out = []

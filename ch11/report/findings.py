@@ -176,7 +176,8 @@ def findings(claims: Claims, dataset: str, runs: dict[str, ev.RunData], hosts: l
     experiments = claims.of(dataset)
     present = lambda *names: all(n in runs for n in names)  # noqa: E731
     claimed, effects, keys, confirmatory, exploratory = design(claims, dataset, runs)
-    judged = inf.infer(keys, confirmatory, exploratory, lambda run, read, metric: runs[run].values(read, scale_of(metric)))
+    judged = inf.infer(keys, confirmatory, exploratory,
+                       lambda run, read, metric: runs[run].values(read, scale_of(metric)))
     shared = {k: {**numbers(k, *judged[k], claims.delta), "delta": claims.delta} for k in keys}
     comparisons = [{"exp": number, **comparison_row(item, why, runs, experiments[number].runs,
                                                     shared[key_of(item)])} for number, item, why in claimed]

@@ -3,9 +3,9 @@
 Model, per experiment and metric, over every run (column) the experiment compares:
     y[run, seed] = mu + alpha[run] + beta[seed] + e,   e ~ N(0, sigma^2[run])
 The seed is a block (it fixes the data order, and the initial weights where architectures match). The effect
-a - b is the least-squares contrast alpha[a] - alpha[b]; its variance uses each run's own residual spread
-(its residual sum of squares over its share of the residual degrees of freedom) with Satterthwaite's degrees of freedom. Runs that share fewer
-than 2 seeds are compared by Welch's test (the same estimator without the seed term).
+a - b is the least-squares contrast alpha[a] - alpha[b]; its variance uses each run's own residual spread (its
+residual sum of squares over its share of the residual degrees of freedom), with Satterthwaite's degrees of
+freedom. Runs that share fewer than 2 seeds are compared by Welch's test (the same estimator without the seed term).
 Families: the write-up's claims are confirmatory (Bonferroni: simultaneous CIs at 1 - alpha/m, p x m); every
 other comparison is exploratory (Benjamini-Hochberg FDR, with Benjamini-Yekutieli FCR-adjusted CIs at
 1 - R alpha/m, R = the number selected). Either way a CI excludes 0 exactly when its adjusted p < alpha.
@@ -146,7 +146,8 @@ def seeds_to_resolve(est: Estimate, level: float, magnitude: float, limit: int =
 
 
 def infer(keys: dict[Key, Hashable], confirmatory: set[Key], exploratory: set[Key],
-          values: Callable[[str, str, str], dict[int, float | None]]) -> dict[Key, tuple[Estimate | None, Adjusted | None]]:
+          values: Callable[[str, str, str], dict[int, float | None]]
+          ) -> dict[Key, tuple[Estimate | None, Adjusted | None]]:
     """The whole procedure: every comparison in ``keys`` (key -> its experiment) estimated in one seed-blocked model
     per (experiment, metric) over every run the experiment compares on that metric, then adjusted within its family
     (keys in neither family are estimated, not adjusted). ``values(run, read, metric)``: seed -> value. The same
