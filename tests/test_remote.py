@@ -1,6 +1,6 @@
 """A shared DVC remote end to end, as the README shows it: one machine reproduces and `dvc push`es to a folder
-remote; a second machine's git clone `dvc pull`s and `dvc repro` then runs nothing (real DVC, real data, one
-tiny run in a temporary copy of the project)."""
+remote; a second machine's git clone `dvc pull`s and `dvc repro` then runs nothing (real DVC, real data, two
+tiny runs, so the copy has an effect, in a temporary copy of the project)."""
 from __future__ import annotations
 
 import json
