@@ -11,6 +11,7 @@ from ch11 import paths
 from ch11.errors import PipelineError
 from ch11.params import Params
 
+# The metrics summarized over seeds, here and in each evaluate stage's mean
 SUMMARY_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "epochs", "overfit_gap",
                    "epoch1_val_accuracy", "mc_test_accuracy")
 
