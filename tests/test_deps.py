@@ -116,7 +116,8 @@ def test_the_check_catches_a_new_import_and_a_dep_no_longer_imported(tmp_path):
         (tmp_path / rel).write_text((PROJECT_ROOT / rel).read_text(encoding="utf-8"), encoding="utf-8")
     assert missing_deps(tmp_path) == {}
     aggregate = tmp_path / "stages" / "aggregate.py"
-    aggregate.write_text("from ch11.report import inference\n" + aggregate.read_text(encoding="utf-8"), encoding="utf-8")
+    aggregate.write_text("from ch11.report import inference\n" + aggregate.read_text(encoding="utf-8"),
+                         encoding="utf-8")
     assert missing_deps(tmp_path) == {"aggregate": ["ch11/report/inference.py"]}
     dvc_yaml = tmp_path / "dvc.yaml"   # and a file a module reads, dropped from the deps
     dvc_yaml.write_text(dvc_yaml.read_text(encoding="utf-8").replace("        - ch11/report/report.md.j2\n", ""),

@@ -12,7 +12,7 @@ from tests.report_project import PNG_MAGIC, SPECS, make_project, run_stage
 
 
 def test_the_convergence_flag_uses_the_early_stopping_criterion():
-    from ch11.report.evidence import RunData
+    from ch11.report.findings import RunData
 
     def run(losses: list[list[float]], patience: int | None) -> RunData:
         histories = {s: pd.DataFrame({"val_loss": loss, "learning_rate": 0.01}) for s, loss in enumerate(losses, 1)}

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ch11.report import claims as claims_mod, evidence as ev, inference as inf
-from ch11.report.findings import design, scale_of
+from ch11.report import claims as claims_mod, inference as inf
+from ch11.report.findings import design, load_run, scale_of
 from ch11.report.stats import runs_of
 
 SHARED = 0.9   # correlation between two columns that both follow their experiment's seed effect
@@ -34,7 +34,7 @@ class Design:
 def study_design(params, dataset: str, seeds: list[int] | None = None) -> Design:
     """The report's design on ``dataset`` (ch11/report/findings.design) with each column's seeds, spread and mean as
     measured; ``seeds``: give every column these seeds instead (e.g. the planned ten)."""
-    runs = {n: ev.load_run(params, dataset, n) for n in runs_of(params, dataset)}
+    runs = {n: load_run(params, dataset, n) for n in runs_of(params, dataset)}
     _, _, keys, confirmatory, exploratory = design(claims_mod.load(), dataset, runs)
     columns = {(run, read, k[3]) for k in keys for run, read in ((k[0], k[1]), (k[2], k[3]))}
     measured = {c: [x for x in runs[c[0]].values(c[1], scale_of(c[2])).values() if x is not None] for c in columns}

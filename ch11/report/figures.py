@@ -18,8 +18,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from scipy.special import erf, expit  # noqa: E402
 
 from ch11 import paths  # noqa: E402
-from ch11.report import evidence as ev  # noqa: E402
-from ch11.report.evidence import by_reading  # noqa: E402
+from ch11.report import findings as fd  # noqa: E402
 from ch11.report.stats import finite, summarize  # noqa: E402
 
 CLASS_NAMES = {
@@ -47,18 +46,18 @@ ACTIVATIONS = {
 }
 
 
-def draw(experiments: dict, found: dict, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> dict:
+def draw(experiments: dict, found: dict, runs: dict[str, fd.RunData], dataset: str, fig_dir: Path) -> dict:
     """Every figure of the report: experiment number -> its figures, "forest" -> the forest plot of the effects."""
     fig_dir.mkdir(parents=True, exist_ok=True)
     drawn = {number: experiment_figures(number, exp, runs, dataset, fig_dir) for number, exp in experiments.items()}
-    rows = by_reading([r for r in found["effects"] if r["metric"] == "test_accuracy"])
+    rows = fd.by_reading([r for r in found["effects"] if r["metric"] == "test_accuracy"])
     if forest := forest_plot(fig_dir / "effects_forest.png",
                              "Final test accuracy: each technique vs its matched baseline", rows, found["delta"]):
         drawn["forest"] = f"figures/{forest.name}"
     return drawn
 
 
-def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: str, fig_dir: Path) -> list[dict]:
+def experiment_figures(number: int, exp, runs: dict[str, fd.RunData], dataset: str, fig_dir: Path) -> list[dict]:
     """Draw the experiment's figures; each one drawn as {"kind", "file"} (report.md.j2 captions each kind)."""
     shown = shown_runs(exp, runs)
     title = f"{exp.name or f'Exp. {number}'}: {exp.title}"
@@ -70,7 +69,7 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
             out.append({"kind": kind, "file": path.name})
 
     metrics = list(dict.fromkeys(["test_accuracy", *(c.metric for c in exp.comparisons
-                                                     if c.metric in ev.PERCENT_METRICS)]))
+                                                     if c.metric in fd.PERCENT_METRICS)]))
     panels = []
     for metric in metrics:
         bars = []
@@ -82,7 +81,7 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
             mc = finite(run.values("mc_test_accuracy", 100.0).values())
             if metric == "test_accuracy" and mc:
                 bars.append({"label": f"{label} — MC dropout", "values": mc, "claimed": None})
-        panels.append({"xlabel": f"{ev.metric_name(metric)} (%)", "bars": bars})
+        panels.append({"xlabel": f"{fd.metric_name(metric)} (%)", "bars": bars})
     add("accuracy", variant_bars, f"{title} — by variant", panels)
     add("learning_curves", learning_curves, f"{title} — validation accuracy per epoch",
         mean_curves(exp, runs))
@@ -108,24 +107,24 @@ def experiment_figures(number: int, exp, runs: dict[str, ev.RunData], dataset: s
     return out
 
 
-def shown_runs(exp, runs: dict[str, ev.RunData]) -> list[tuple[ev.RunData, str]]:
+def shown_runs(exp, runs: dict[str, fd.RunData]) -> list[tuple[fd.RunData, str]]:
     """The experiment's runs present, with their labels (those it shows apart left out)."""
     return [(runs[n], label) for n, label in exp.runs.items() if n in runs and n not in exp.separate]
 
 
-def mean_curves(exp, runs: dict[str, ev.RunData]) -> list[dict]:
+def mean_curves(exp, runs: dict[str, fd.RunData]) -> list[dict]:
     """Each shown run's validation accuracy per epoch, mean over seeds: the learning-curve figure's data and,
     written by the report stage, its DVC plot's."""
-    return [{"label": label, **c} for run, label in shown_runs(exp, runs) if (c := ev.per_epoch(run, "val_accuracy"))]
+    return [{"label": label, **c} for run, label in shown_runs(exp, runs) if (c := fd.per_epoch(run, "val_accuracy"))]
 
 
-def layer_series(shown: list[tuple[ev.RunData, str]]) -> list[dict]:
+def layer_series(shown: list[tuple[fd.RunData, str]]) -> list[dict]:
     """Per run with probe data: its label, its layers and their tick labels, and per layer the mean over seeds of
     every probe metric at init and after training (None where no seed has a finite value; "after": None when no
     seed has probes after training)."""
     series = []
     for run, label in shown:
-        init, after = (list(ev.layer_rows(run, stage).values()) for stage in ("layers_at_init", "layers_after_training"))
+        init, after = (list(fd.layer_rows(run, s).values()) for s in ("layers_at_init", "layers_after_training"))
         if init:
             first = init[0]
             ticks = [f"{r['layer']}{' (out)' if i == len(first) - 1 else ''}\n{r['fan_in']}→{r['fan_out']}"
