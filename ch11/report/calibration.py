@@ -16,7 +16,7 @@ import numpy as np
 
 from ch11.report import claims as claims_mod, inference as inf
 from ch11.report.findings import design, load_run, scale_of
-from ch11.report.stats import runs_of
+from ch11.report.stats import runs_of, summarize
 
 SHARED = 0.9   # correlation between two columns that both follow their experiment's seed effect
 
@@ -37,11 +37,10 @@ def study_design(params, dataset: str, seeds: list[int] | None = None) -> Design
     runs = {n: load_run(params, dataset, n) for n in runs_of(params, dataset)}
     _, _, keys, confirmatory, exploratory = design(claims_mod.load(), dataset, runs)
     columns = {(run, read, k[3]) for k in keys for run, read in ((k[0], k[1]), (k[2], k[3]))}
-    measured = {c: [x for x in runs[c[0]].values(c[1], scale_of(c[2])).values() if x is not None] for c in columns}
+    measured = {c: summarize(runs[c[0]].values(c[1], scale_of(c[2])).values()) for c in columns}
     return Design(keys, confirmatory, exploratory,
                   {c: seeds or [s for s, x in runs[c[0]].values(c[1]).items() if x is not None] for c in columns},
-                  {c: float(np.std(m, ddof=1)) if len(m) > 1 else 0.0 for c, m in measured.items()},
-                  {c: float(np.mean(m)) if m else 0.0 for c, m in measured.items()})
+                  {c: m["std"] or 0.0 for c, m in measured.items()}, {c: m["mean"] or 0.0 for c, m in measured.items()})
 
 
 @dataclass(frozen=True)

@@ -137,8 +137,8 @@ def layer_series(shown: list[tuple[fd.RunData, str]]) -> list[dict]:
 def layer_means(per_seed: list[list[dict]]) -> dict | None:
     if not per_seed:
         return None
-    return {m: [float(np.mean(x)) if (x := finite(rows[i].get(m) for rows in per_seed)) else None
-                for i in range(len(per_seed[0]))] for m in ("grad_norm", "activation_std", "weight_var", "theory_var")}
+    return {m: [summarize([rows[i].get(m) for rows in per_seed])["mean"] for i in range(len(per_seed[0]))]
+            for m in ("grad_norm", "activation_std", "weight_var", "theory_var")}
 
 
 def legend_columns(curves: list[dict]) -> int:

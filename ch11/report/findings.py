@@ -15,7 +15,7 @@ import pandas as pd
 from ch11 import paths
 from ch11.report import inference as inf, verdicts as v
 from ch11.report.claims import Check, Claims, Comparison, Effect, Value
-from ch11.report.stats import finite, per_seed_metrics, summarize
+from ch11.report.stats import is_finite, per_seed_metrics, summarize
 
 # Patience of the early-stopping criterion applied to fixed-budget runs when judging convergence
 FIXED_BUDGET_PATIENCE = 15
@@ -72,7 +72,7 @@ class RunData:
                     h["accuracy"].iloc[-1] - h["val_accuracy"].iloc[-1]
             else:
                 x = (self.timing if metric == "train_time_s" else self.evals).get(seed, {}).get(metric)
-            out[seed] = float(x) * scale if finite([x]) else None
+            out[seed] = float(x) * scale if is_finite(x) else None
         return out
 
     def diverged(self) -> list[int]:

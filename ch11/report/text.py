@@ -28,11 +28,9 @@ def tally(rows: list[dict], key: str, order) -> str:
     return "; ".join(f"{counts[x]} {x}" for x in order if counts[x])
 
 
-def interval(row: dict, decimals: int = 2) -> str:
+def interval(row: dict) -> str:
     """A difference and its CI, '+1.23 [+0.50, +1.96]'."""
-    if row["diff"] is None:
-        return "—"
-    return f"{row['diff']:+.{decimals}f} [{row['ci_low']:+.{decimals}f}, {row['ci_high']:+.{decimals}f}]"
+    return "—" if row["diff"] is None else f"{row['diff']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
 
 
 def metric_suffix(row: dict) -> str:
