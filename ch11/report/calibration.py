@@ -5,7 +5,8 @@ The design is the report's: its comparisons, experiments and families (ch11/repo
 run's seeds and each column's spread as measured (or every run at the planned seeds). Each simulated study
 draws, per metric, a common seed effect (a seed fixes the data order of every run); every other column shares it
 (correlation 0.9 between such columns) and the others do not, so some comparisons are correlated and some are
-not, at unequal spreads. The whole procedure (ch11/report/inference.infer) runs on it. An error is a CI that excludes 0 on the wrong side of the true difference, or at all where it is 0.
+not, at unequal spreads. The whole procedure (ch11/report/inference.infer) runs on it. An error is a CI that
+excludes 0 on the wrong side of the true difference, or at all where it is 0.
 """
 from __future__ import annotations
 
