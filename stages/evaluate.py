@@ -16,10 +16,7 @@ import pandas as pd
 from ch11 import atomic, paths, params as params_mod
 from ch11.data.splits import run_splits
 from ch11.errors import PipelineError, run_main
-
-
-MEAN_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "epochs", "overfit_gap",
-                "epoch1_val_accuracy", "mc_test_accuracy")
+from ch11.report.stats import SUMMARY_METRICS
 
 
 def cross_entropy(probs: np.ndarray, y: np.ndarray) -> float:
@@ -76,7 +73,7 @@ def evaluate(run: str) -> None:
         if first_predicted is None and predicted is not None:
             first_predicted, first_seed = predicted, seed
     trained = [s for s in per_seed.values() if not s["diverged"]]
-    mean = {m: float(np.mean([s[m] for s in trained])) for m in MEAN_METRICS if trained and m in trained[0]}
+    mean = {m: float(np.mean([s[m] for s in trained])) for m in SUMMARY_METRICS if trained and m in trained[0]}
     diverged = sum(s["diverged"] for s in per_seed.values())
     atomic.write_json(paths.eval_metrics(dataset, run),
                       {"mean": mean, "diverged": diverged, "seeds": len(seeds), "per_seed": per_seed})

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from ch11 import atomic, paths, params as params_mod
-from ch11.report import claims as claims_mod, dvc_metrics, evidence as ev
+from ch11.report import claims as claims_mod, dvc_metrics
 from ch11.errors import PipelineError, run_main
-from ch11.report.findings import findings
+from ch11.report.findings import findings, load_run
 from ch11.report.figures import draw, mean_curves
 from ch11.report.text import render
 from ch11.report.stats import runs_of
@@ -74,7 +74,7 @@ def build_report(params, dataset: str, out_dir: Path) -> dict:
     names = runs_of(params, dataset)
     if not names:
         raise PipelineError(f"params.yaml has no run on {dataset}; nothing to report.")
-    runs = {name: ev.load_run(params, dataset, name) for name in names}
+    runs = {name: load_run(params, dataset, name) for name in names}
     claims = claims_mod.load()
     unknown = sorted({n for e in claims.of(dataset).values() for n in e.runs} - set(params.run_names()))
     if unknown:

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from ch11.report.evidence import RunData
+from ch11.report.findings import RunData
 from tests.helpers import PROJECT_ROOT, run
 
 TRAIN = """

@@ -116,17 +116,18 @@ def test_the_check_catches_a_new_import_and_a_dep_no_longer_imported(tmp_path):
         (tmp_path / rel).write_text((PROJECT_ROOT / rel).read_text(encoding="utf-8"), encoding="utf-8")
     assert missing_deps(tmp_path) == {}
     aggregate = tmp_path / "stages" / "aggregate.py"
-    aggregate.write_text("from ch11.report import plots\n" + aggregate.read_text(encoding="utf-8"), encoding="utf-8")
-    assert missing_deps(tmp_path) == {"aggregate": ["ch11/report/plots.py"]}
+    aggregate.write_text("from ch11.report import inference\n" + aggregate.read_text(encoding="utf-8"),
+                         encoding="utf-8")
+    assert missing_deps(tmp_path) == {"aggregate": ["ch11/report/inference.py"]}
     dvc_yaml = tmp_path / "dvc.yaml"   # and a file a module reads, dropped from the deps
     dvc_yaml.write_text(dvc_yaml.read_text(encoding="utf-8").replace("        - ch11/report/report.md.j2\n", ""),
                         encoding="utf-8")
     assert missing_deps(tmp_path)["report"] == ["ch11/report/report.md.j2"]
     assert extra_deps(tmp_path) == {}   # and a code dep that no longer runs
     listed = "deps: [stages/download.py, "
-    dvc_yaml.write_text(dvc_yaml.read_text(encoding="utf-8").replace(listed, listed + "ch11/report/plots.py, "),
+    dvc_yaml.write_text(dvc_yaml.read_text(encoding="utf-8").replace(listed, listed + "ch11/report/inference.py, "),
                         encoding="utf-8")
-    assert extra_deps(tmp_path) == {"download": ["ch11/report/plots.py"]}
+    assert extra_deps(tmp_path) == {"download": ["ch11/report/inference.py"]}
 
 
 def test_a_fresh_clone_plans_no_stage_with_allow_missing(tmp_path):

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from matplotlib.text import Text
 
-from ch11.report import plots
+from ch11.report import figures
 
 MEASURED: list[dict] = []
 
 
 @pytest.fixture(autouse=True)
 def measure(monkeypatch):
-    """Measure each figure just before ch11.report.plots.save writes it."""
-    save = plots.save
+    """Measure each figure just before ch11.report.figures.save writes it."""
+    save = figures.save
 
     def measured(fig, path, title=None):
         if title:
@@ -37,7 +37,7 @@ def measure(monkeypatch):
         MEASURED.append({"path": path, "share": axes / (page.width * page.height), "overlaps": overlaps})
         return save(fig, path)
 
-    monkeypatch.setattr(plots, "save", measured)
+    monkeypatch.setattr(figures, "save", measured)
     MEASURED.clear()
 
 
@@ -77,27 +77,27 @@ def curve(i: int, epochs: int, label: str) -> dict:
 @pytest.mark.parametrize("runs, label", [(16, "Nesterov, 30 epochs"),                  # experiment 8
                                          (6, "SELU + alpha dropout, constant 0.025")])  # exercise 8
 def test_learning_curves_of_the_largest_experiments(tmp_path, runs, label):
-    plots.learning_curves(tmp_path / "curves.png", "Exercise 8: a deep net (20 × 100) on Fashion-MNIST, our "
+    figures.learning_curves(tmp_path / "curves.png", "Exercise 8: a deep net (20 × 100) on Fashion-MNIST, our "
                             "substitute for CIFAR-10 — validation accuracy per epoch",
                             [curve(i, 30 + 5 * i, label) for i in range(runs)])
-    plots.learning_rates(tmp_path / "lr.png", "Learning rate each schedule used (first seed)",
+    figures.learning_rates(tmp_path / "lr.png", "Learning rate each schedule used (first seed)",
                            [curve(i, 30, label) for i in range(runs)])
     readable()
 
 
 def test_the_forest_plot_of_every_effect(tmp_path):
-    readings = list(plots.READING_COLORS)
+    readings = list(figures.READING_COLORS)
     rows = [{"label": f"technique {i}: a long description of what it does (vs its matched baseline)",
              "diff": 0.1 * i - 2, "ci_low": 0.1 * i - 2.6, "ci_high": 0.1 * i - 1.4, "reading": readings[i % 7],
              "claim": 0.5 if i % 5 == 0 else None} for i in range(52)]
-    plots.forest_plot(tmp_path / "forest.png", "Each technique vs its matched baseline", rows, 0.5)
+    figures.forest_plot(tmp_path / "forest.png", "Each technique vs its matched baseline", rows, 0.5)
     readable()
 
 
 def test_bars_layers_variance_confusion_and_activations(tmp_path):
     bars = [{"label": f"variant {i} — MC dropout", "values": [85.0 + i / 10, 85.4, 86.0], "claimed": 85.2}
             for i in range(8)]
-    plots.variant_bars(tmp_path / "bars.png", "Exp. 11: Dropout — by variant",
+    figures.variant_bars(tmp_path / "bars.png", "Exp. 11: Dropout — by variant",
                          [{"xlabel": "test accuracy (%)", "bars": bars},
                           {"xlabel": "validation accuracy after epoch 1 (%)", "bars": bars}])
     layers = list(range(1, 22))
@@ -105,12 +105,12 @@ def test_bars_layers_variance_confusion_and_activations(tmp_path):
              "weight_var": [0.01] * 21, "theory_var": [0.01] * 21}
     series = [{"label": f"run {i}", "layers": layers, "tick_labels": [str(x) for x in layers], "init": means,
                "after": means} for i in range(5)]
-    plots.layer_diagnostics(tmp_path / "layers.png", "Per-layer kernel gradient norm and activation std", series)
-    plots.init_variance(tmp_path / "variance.png", "Initialisation: kernel variance vs theory", series[:3])
+    figures.layer_diagnostics(tmp_path / "layers.png", "Per-layer kernel gradient norm and activation std", series)
+    figures.init_variance(tmp_path / "variance.png", "Initialisation: kernel variance vs theory", series[:3])
     actual = np.repeat(np.arange(10), 30)
-    plots.confusion_heatmap(tmp_path / "confusion.png", "Confusion matrix: production (first seed)", actual,
+    figures.confusion_heatmap(tmp_path / "confusion.png", "Confusion matrix: production (first seed)", actual,
                               (actual + (actual % 3 == 0)) % 10,
                               ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                                "Bag", "Ankle boot"])
-    plots.activation_shapes(tmp_path / "activations.png")
+    figures.activation_shapes(tmp_path / "activations.png")
     readable()

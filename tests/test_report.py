@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from ch11.report import claims
 from tests.helpers import PROJECT_ROOT
 from tests.report_project import PNG_MAGIC, SPECS, claims_table, effects_table, make_project, \
     run_stage, section, table_row
@@ -34,7 +35,7 @@ def test_the_answer_comes_first_effects_table_then_forest_plot(report):
     answer = text[text.index("## The answer"):text.index("### Final test accuracy")]
     helps = next(line for line in answer.splitlines() if line.startswith("- **Helps**"))
     assert "best practices combined, the write-up's layer order (vs baseline) +2.45" in helps
-    assert "**No measurable difference** (CI inside ±0.5 pts): SELU" in answer
+    assert f"**No measurable difference** (CI inside ±{claims.load().delta:g} pts): SELU" in answer
     assert "Seeds: 1–5 (8 runs). Backend: tensorflow." in text
     assert "**CIFAR-10**" not in text  # make_project has no CIFAR-10 runs
     assert (report / "figures" / "effects_forest.png").read_bytes()[:8] == PNG_MAGIC
@@ -146,4 +147,3 @@ def test_figures_exist_and_are_png(report):
     text = (report / "results.md").read_text()
     for name in names:
         assert f"(figures/{name})" in text
-    assert "poor init N(0,1) (n=5 at epoch 1, 3 from epoch 1" not in text

@@ -12,7 +12,7 @@ from tests.report_project import PNG_MAGIC, SPECS, make_project, run_stage
 
 
 def test_the_convergence_flag_uses_the_early_stopping_criterion():
-    from ch11.report.evidence import RunData
+    from ch11.report.findings import RunData
 
     def run(losses: list[list[float]], patience: int | None) -> RunData:
         histories = {s: pd.DataFrame({"val_loss": loss, "learning_rate": 0.01}) for s, loss in enumerate(losses, 1)}
@@ -76,14 +76,14 @@ def test_a_write_failing_midway_keeps_the_old_report_and_says_why(tmp_path):
 
 def test_figures_are_deterministic_and_leave_matplotlib_settings_alone(tmp_path):
     import matplotlib.pyplot as plt
-    from ch11.report import plots
+    from ch11.report import figures
     panels = [{"xlabel": "test accuracy (%)", "bars": [{"label": "a", "values": [85.0, 85.5, 86.0], "claimed": 85.2},
                                                        {"label": "b", "values": [84.0, 84.2, 84.1], "claimed": None}]}]
     settings = dict(plt.rcParams)
-    first = plots.variant_bars(tmp_path / "one.png", "title", panels)
+    first = figures.variant_bars(tmp_path / "one.png", "title", panels)
     assert dict(plt.rcParams) == settings   # the report's style is its own, not the process's
     with plt.rc_context({"axes.grid": False, "font.size": 20}):   # nor does the process's change the figures
-        second = plots.variant_bars(tmp_path / "two.png", "title", panels)
+        second = figures.variant_bars(tmp_path / "two.png", "title", panels)
     assert digest(first) == digest(second)
     assert first.read_bytes()[:8] == PNG_MAGIC
-    assert plots.variant_bars(tmp_path / "none.png", "title", [{"xlabel": "x", "bars": []}]) is None
+    assert figures.variant_bars(tmp_path / "none.png", "title", [{"xlabel": "x", "bars": []}]) is None

@@ -1,15 +1,24 @@
-"""Per-run summaries over seeds (constructed per-seed data)."""
+"""Per-run summaries over seeds (constructed per-seed data, answers worked by hand)."""
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import pytest
 
 from ch11.report.stats import aggregate, summarize
 
 
+def test_summarize_a_textbook_sample():
+    """2, 4, 4, 4, 5, 5, 7, 9: mean 40 / 8 = 5, squared deviations 9+1+1+1+0+0+4+16 = 32, so the sample variance
+    (n - 1 = 7) is 32 / 7; the missing values are left out."""
+    s = summarize([2, 4, 4, 4, None, 5, 5, 7, float("nan"), 9])
+    assert s["mean"] == 5.0 and s["std"] == pytest.approx(math.sqrt(32 / 7))
+    assert (s["n"], s["min"], s["max"]) == (8, 2.0, 9.0)
+
+
 def test_summarize_known_mean_and_sample_std():
-    s = summarize([0.80, 0.82, 0.84])
-    assert s["mean"] == pytest.approx(0.82) and s["std"] == pytest.approx(np.std([0.80, 0.82, 0.84], ddof=1))
+    s = summarize([0.80, 0.82, 0.84])   # deviations -0.02, 0, +0.02: variance 0.0008 / 2, sd 0.02
+    assert s["mean"] == pytest.approx(0.82) and s["std"] == pytest.approx(0.02)
     assert (s["n"], s["min"], s["max"]) == (3, 0.80, 0.84)
 
 

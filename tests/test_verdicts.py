@@ -55,6 +55,12 @@ def test_value_in_and_out_of_the_prediction_interval():
     assert v.value_verdict(vals, 85.0, tolerance=2.5) == v.IN_RANGE
 
 
+def test_the_prediction_interval_on_a_textbook_sample():
+    """2, 4, 4, 4, 5, 5, 7, 9: mean 5, sd sqrt(32 / 7) = 2.138; a t table gives t(0.975, 7 df) = 2.365, so one more
+    value falls, with 95 % probability, within 5 ± 2.365 · 2.138 · sqrt(1 + 1/8) = 5 ± 5.362."""
+    assert v.prediction_interval([2, 4, 4, 4, 5, 5, 7, 9]) == pytest.approx((5 - 5.362, 5 + 5.362), abs=0.002)
+
+
 def test_checks_hold_fail_or_mix():
     assert v.check_verdict([True, True]) == v.HOLDS
     assert v.check_verdict([False, False]) == v.FAILS

@@ -62,7 +62,7 @@ def test_the_check_catches_each_wrong_direction(tmp_path):
     shutil.copytree(PROJECT_ROOT / "ch11", tmp_path / "ch11", ignore=shutil.ignore_patterns("__pycache__"))
     assert wrong_way(tmp_path) == []
     injected = {"report/stats.py": "from ch11.training import model\n",        # report -> training
-                "training/probes.py": "def f():\n    from ..report import plots\n",   # relative, in a function
+                "training/probes.py": "def f():\n    from ..report import figures\n",   # relative, in a function
                 "data/splits.py": "import ch11.report.verdicts\n",           # data -> report
                 "paths.py": "from ch11 import data\n"}                       # shared -> a wing
     for rel, line in injected.items():
@@ -71,7 +71,7 @@ def test_the_check_catches_each_wrong_direction(tmp_path):
     assert wrong_way(tmp_path) == ["ch11.data.splits -> ch11.report.verdicts", "ch11.paths -> ch11.data",
                                    "ch11.report.stats -> ch11.training",
                                    "ch11.report.stats -> ch11.training.model",
-                                   "ch11.training.probes -> ch11.report", "ch11.training.probes -> ch11.report.plots"]
+                                   "ch11.training.probes -> ch11.report", "ch11.training.probes -> ch11.report.figures"]
 
 
 def test_stage_scripts_are_thin_and_nothing_imports_one():

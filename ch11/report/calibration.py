@@ -5,7 +5,8 @@ The design is the report's: its comparisons, experiments and families (ch11/repo
 run's seeds and each column's spread as measured (or every run at the planned seeds). Each simulated study
 draws, per metric, a common seed effect (a seed fixes the data order of every run); every other column shares it
 (correlation 0.9 between such columns) and the others do not, so some comparisons are correlated and some are
-not, at unequal spreads. The whole procedure (ch11/report/inference.infer) runs on it. An error is a CI that excludes 0 on the wrong side of the true difference, or at all where it is 0.
+not, at unequal spreads. The whole procedure (ch11/report/inference.infer) runs on it. An error is a CI that
+excludes 0 on the wrong side of the true difference, or at all where it is 0.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ch11.report import claims as claims_mod, evidence as ev, inference as inf
-from ch11.report.findings import design, scale_of
-from ch11.report.stats import runs_of
+from ch11.report import claims as claims_mod, inference as inf
+from ch11.report.findings import design, load_run, scale_of
+from ch11.report.stats import runs_of, summarize
 
 SHARED = 0.9   # correlation between two columns that both follow their experiment's seed effect
 
@@ -34,14 +35,13 @@ class Design:
 def study_design(params, dataset: str, seeds: list[int] | None = None) -> Design:
     """The report's design on ``dataset`` (ch11/report/findings.design) with each column's seeds, spread and mean as
     measured; ``seeds``: give every column these seeds instead (e.g. the planned ten)."""
-    runs = {n: ev.load_run(params, dataset, n) for n in runs_of(params, dataset)}
+    runs = {n: load_run(params, dataset, n) for n in runs_of(params, dataset)}
     _, _, keys, confirmatory, exploratory = design(claims_mod.load(), dataset, runs)
     columns = {(run, read, k[3]) for k in keys for run, read in ((k[0], k[1]), (k[2], k[3]))}
-    measured = {c: [x for x in runs[c[0]].values(c[1], scale_of(c[2])).values() if x is not None] for c in columns}
+    measured = {c: summarize(runs[c[0]].values(c[1], scale_of(c[2])).values()) for c in columns}
     return Design(keys, confirmatory, exploratory,
                   {c: seeds or [s for s, x in runs[c[0]].values(c[1]).items() if x is not None] for c in columns},
-                  {c: float(np.std(m, ddof=1)) if len(m) > 1 else 0.0 for c, m in measured.items()},
-                  {c: float(np.mean(m)) if m else 0.0 for c, m in measured.items()})
+                  {c: m["std"] or 0.0 for c, m in measured.items()}, {c: m["mean"] or 0.0 for c, m in measured.items()})
 
 
 @dataclass(frozen=True)

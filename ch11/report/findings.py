@@ -1,11 +1,151 @@
-"""The report's numbers, computed once: every effect of ch11/report/claims.yaml against its matched baseline and every
-claim of the write-up judged, each comparison estimated and adjusted once (ch11/report/inference.py) and read off its
-adjusted CI (ch11/report/verdicts.py), as a JSON-ready dict. stages/report.py writes it to
-metrics/<dataset>/effects.json (a DVC metric); the markdown and the figures render it. No files written here."""
+"""The report's evidence and findings, computed once. Evidence: each run's per-seed results as the train and
+evaluate stages wrote them (RunData), and the names, units and order the renderers (text.py, figures.py) show them
+in. Findings: every effect of ch11/report/claims.yaml against its matched baseline and every claim of the write-up
+judged, each comparison estimated and adjusted once (ch11/report/inference.py) and read off its adjusted CI
+(ch11/report/verdicts.py), as a JSON-ready dict; stages/report.py writes its numbers to
+metrics/<dataset>/effects.json (a DVC metric). numpy/pandas only, no files written."""
 from __future__ import annotations
 
-from ch11.report import evidence as ev, inference as inf, verdicts as v
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ch11 import paths
+from ch11.report import inference as inf, verdicts as v
 from ch11.report.claims import Check, Claims, Comparison, Effect, Value
+from ch11.report.stats import is_finite, per_seed_metrics, summarize
+
+# Patience of the early-stopping criterion applied to fixed-budget runs when judging convergence
+FIXED_BUDGET_PATIENCE = 15
+
+PERCENT_METRICS = {"test_accuracy", "best_val_accuracy", "epoch1_val_accuracy", "mc_test_accuracy"}
+METRIC_NAMES = {"test_accuracy": "test accuracy", "best_val_accuracy": "best validation accuracy",
+                "epoch1_val_accuracy": "validation accuracy after epoch 1",
+                "mc_test_accuracy": "MC-dropout test accuracy",
+                "overfit_gap": "overfitting gap in inference mode (train − validation accuracy at the best epoch)",
+                "logged_gap": "overfitting gap (the write-up's: logged train − validation accuracy, last epoch)",
+                "epochs": "epochs trained", "best_epoch": "best epoch", "train_time_s": "training time"}
+SCALE = {"percent": 100.0, "points": 100.0, "epochs": 1.0, "minutes": 1 / 60}
+SUFFIX = {"percent": " %", "points": " pts", "epochs": " epochs", "minutes": " min"}
+DECIMALS = {"percent": 2, "points": 2, "epochs": 1, "minutes": 2}
+READING_ORDER = v.READINGS + (v.NOT_TESTED,)
+
+
+def metric_name(metric: str) -> str:
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))
+
+
+def by_reading(effects: list[dict]) -> list[dict]:
+    """The effects in reading order (helps, no effect, hurts, unresolved, diverges), largest Δ first."""
+    return sorted(effects, key=lambda r: (READING_ORDER.index(r["reading"]),
+                                          -(r["diff"] if r["diff"] is not None else 0)))
+
+
+@dataclass
+class RunData:
+    """One run's per-seed files (a diverged seed has no accuracy in ``evals``)."""
+    name: str
+    seeds: list[int]
+    evals: dict[int, dict]
+    histories: dict[int, pd.DataFrame]
+    infos: dict[int, dict]
+    timing: dict[int, dict]
+    epochs: int = 0                 # the budget in epochs (after params.yaml's limits)
+    patience: int | None = None     # early stopping's patience; None: a fixed budget, last weights
+    schedule: str = "constant"      # the learning-rate schedule's name
+
+    @property
+    def rule(self) -> str:
+        """The budget and checkpoint rule, e.g. '≤ 100 ep., early stopping' or '30 ep., last weights'."""
+        return (f"≤ {self.epochs} ep., early stopping" if self.patience else f"{self.epochs} ep., last weights")
+
+    def values(self, metric: str, scale: float = 1.0) -> dict[int, float | None]:
+        """seed -> the metric (None: no finite value). ``logged_gap``: the write-up's overfitting gap, Keras'
+        logged training accuracy minus validation accuracy at the last epoch trained."""
+        out = {}
+        for seed in self.seeds:
+            if metric == "logged_gap":
+                h = self.histories.get(seed)
+                x = None if h is None or self.evals[seed].get("diverged") else \
+                    h["accuracy"].iloc[-1] - h["val_accuracy"].iloc[-1]
+            else:
+                x = (self.timing if metric == "train_time_s" else self.evals).get(seed, {}).get(metric)
+            out[seed] = float(x) * scale if is_finite(x) else None
+        return out
+
+    def diverged(self) -> list[int]:
+        return [s for s in self.seeds if self.evals[s].get("diverged")]
+
+    def converged(self) -> tuple[int, int]:
+        """(seeds whose history meets the early-stopping criterion, seeds with a history): the lowest
+        validation loss at least `patience` epochs before the end (fixed budgets: FIXED_BUDGET_PATIENCE)."""
+        patience = self.patience or FIXED_BUDGET_PATIENCE
+        trained = [h for s, h in self.histories.items() if s not in self.diverged()]
+        return sum(v.stopped_early(h["val_loss"].tolist(), patience) for h in trained), len(trained)
+
+    def lr_acted(self) -> int:
+        """Seeds whose logged learning rate changed at least once."""
+        return sum(v.lr_changed(h["learning_rate"].tolist()) for h in self.histories.values())
+
+    def identical_seeds(self, other: "RunData") -> int:
+        """Seeds whose per-epoch history is identical to ``other``'s in ``other``'s columns (e.g. a schedule or
+        clipping that never acted)."""
+        return sum(s in other.histories and set(other.histories[s]) <= set(h)
+                   and h[list(other.histories[s])].equals(other.histories[s]) for s, h in self.histories.items())
+
+    def clip_share(self) -> tuple[float, float, float] | None:
+        """Share of training steps in which clipping changed the gradient (mean over seeds): overall, in the
+        first epoch and in the last; None for a run without clipping."""
+        shares = [h["clip_share"].to_numpy() for h in self.histories.values() if "clip_share" in h]
+        if not shares:
+            return None
+        return (float(np.mean([s.mean() for s in shares])), float(np.mean([s[0] for s in shares])),
+                float(np.mean([s[-1] for s in shares])))
+
+    def describe(self, metric: str, unit: str) -> str:
+        """'mean ± std unit (n=k of N, d diverged)'."""
+        s = summarize(list(self.values(metric, SCALE[unit]).values()))
+        if not s["n"]:
+            return f"— (no value; {len(self.diverged())} of {len(self.seeds)} seeds diverged)"
+        std = f" ± {s['std']:.{DECIMALS[unit]}f}" if s["std"] is not None else ""
+        n = f"n={s['n']}" + (f" of {len(self.seeds)}" if s["n"] < len(self.seeds) else "")
+        div = f", {len(self.diverged())} diverged" if self.diverged() else ""
+        return f"{s['mean']:.{DECIMALS[unit]}f}{std}{SUFFIX[unit]} ({n}{div})"
+
+
+def load_run(params, dataset: str, name: str) -> RunData:
+    seeds = params.seeds_of(name)
+    evals = per_seed_metrics(params, dataset, name)
+    histories = {s: pd.read_csv(path) for s in seeds if (path := paths.history(dataset, name, s)).exists()}
+    infos = {s: json.loads(path.read_text()) for s in seeds if (path := paths.train_info(dataset, name, s)).exists()}
+    timing_path = paths.timing(dataset, name)
+    timing = {int(k): t for k, t in json.loads(timing_path.read_text()).items()} if timing_path.exists() else {}
+    config = params.run(name)
+    return RunData(name, seeds, evals, histories, infos, timing, config.epochs, config.early_stopping.patience,
+                   config.schedule.name)
+
+
+def layer_rows(run: RunData, stage: str = "layers_at_init") -> dict[int, list[dict]]:
+    return {s: info[stage] for s, info in run.infos.items() if info.get(stage)}
+
+
+def per_epoch(run: RunData, column: str, scale: float = 100.0) -> dict | None:
+    """Mean and std over the seeds with a finite value, per (1-based) epoch, and how many seeds that is."""
+    series = [h[column].to_numpy(dtype=float) * scale for h in run.histories.values() if column in h]
+    if not series:
+        return None
+    stats = [summarize(epoch) for epoch in pd.DataFrame(series).to_numpy(dtype=float).T]  # NaN past a history's end
+    counts = [s["n"] for s in stats]
+    return {"epochs": np.arange(1, len(stats) + 1), "mean": np.array([s["mean"] for s in stats], dtype=float),
+            "std": np.array([s["std"] for s in stats], dtype=float), "counts": counts, "n_note": n_note(counts)}
+
+
+def n_note(counts: list[int]) -> str:
+    """'n=5', or how the number of seeds behind the mean falls: 'n=5→1, from epoch 22'."""
+    changes = [i for i in range(1, len(counts)) if counts[i] != counts[i - 1]]
+    return f"n={counts[0]}" + (f"→{counts[-1]}, from epoch {changes[0] + 1}" if changes else "")
 
 
 def key_of(item) -> inf.Key:
@@ -21,24 +161,23 @@ def slug(key: inf.Key) -> str:
 
 
 def scale_of(metric: str) -> float:
-    return 100.0 if metric in ev.PERCENT_METRICS or metric == "logged_gap" else 1.0
+    return 100.0 if metric in PERCENT_METRICS or metric == "logged_gap" else 1.0
 
 
 def numbers(key: inf.Key, est: inf.Estimate | None, adjusted: inf.Adjusted | None, delta: float) -> dict:
     """One comparison's numbers as every table shows them (None fields when it cannot be computed)."""
-    if est is None or adjusted is None:
-        return {"id": slug(key), "family": None, "diff": None, "ci_low": None, "ci_high": None, "ci_level": None,
-                "n": None, "p": None, "p_adj": None, "model": None, "seeds_needed": None}
-    out = {"id": slug(key), "family": adjusted.family, "diff": round(est.diff, 4),
-           "ci_low": round(adjusted.ci_low, 4), "ci_high": round(adjusted.ci_high, 4),
-           "ci_level": round(adjusted.level, 5), "n": est.n, "p": est.p(), "p_adj": adjusted.p_adj,
-           "model": "seed-blocked" if est.blocked else "Welch", "seeds_needed": None}
-    if abs(est.diff) >= delta and adjusted.ci_low <= 0 <= adjusted.ci_high:
-        out["seeds_needed"] = inf.seeds_to_resolve(est, adjusted.level, est.diff)
+    out = {"id": slug(key), **dict.fromkeys(("family", "diff", "ci_low", "ci_high", "ci_level", "n", "p", "p_adj",
+                                             "model", "seeds_needed"))}
+    if est is not None and adjusted is not None:
+        out.update(family=adjusted.family, diff=round(est.diff, 4), ci_low=round(adjusted.ci_low, 4),
+                   ci_high=round(adjusted.ci_high, 4), ci_level=round(adjusted.level, 5), n=est.n, p=est.p(),
+                   p_adj=adjusted.p_adj, model="seed-blocked" if est.blocked else "Welch")
+        if abs(est.diff) >= delta and adjusted.ci_low <= 0 <= adjusted.ci_high:
+            out["seeds_needed"] = inf.seeds_to_resolve(est, adjusted.level, est.diff)
     return out
 
 
-def qualifiers(runs: dict[str, ev.RunData], a: str, b: str, metric: str) -> dict:
+def qualifiers(runs: dict[str, RunData], a: str, b: str, metric: str) -> dict:
     """What qualifies a comparison: the rule, whether every seed of both runs met the early-stopping criterion
     (None where it cannot apply: a metric read after epoch 1, a schedule that anneals to its last epoch by
     design), the counts."""
@@ -49,7 +188,7 @@ def qualifiers(runs: dict[str, ev.RunData], a: str, b: str, metric: str) -> dict
             "converged_seeds": ", ".join(f"{k}/{n}" for k, n in counts)}
 
 
-def distinct(a: ev.RunData, b: ev.RunData) -> list[ev.RunData]:
+def distinct(a: RunData, b: RunData) -> list[RunData]:
     return [a] if a is b else [a, b]
 
 
@@ -59,7 +198,7 @@ def percent(share: float) -> str:
     return f"{100 * share:.{2 if 0 < share < 0.01 else 1 if 0.99 < share < 1 else 0}f} %"
 
 
-def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
+def notes_for(a: RunData, b: RunData) -> list[str]:
     """What the reader needs beside the numbers: diverged seeds, schedules or clipping that did not act."""
     notes = [f"`{run.name}` diverged in {len(run.diverged())} of {len(run.seeds)} seeds" for run in distinct(a, b)
              if run.diverged()]
@@ -73,7 +212,7 @@ def notes_for(a: ev.RunData, b: ev.RunData) -> list[str]:
     return notes
 
 
-def effect_row(item: Effect, runs: dict[str, ev.RunData], shared: dict) -> dict:
+def effect_row(item: Effect, runs: dict[str, RunData], shared: dict, delta: float) -> dict:
     a, b = runs[item.a], runs[item.b]
     row = {"exp": item.exp, "label": item.label, "a": item.a, "b": item.b, "metric": item.metric,
            "a_metric": item.a_metric, "claim": item.claim, "notes": notes_for(a, b),
@@ -87,14 +226,13 @@ def effect_row(item: Effect, runs: dict[str, ev.RunData], shared: dict) -> dict:
     elif row["diff"] is None:
         row["reading"] = v.NOT_TESTED
     else:
-        row["reading"] = v.effect_reading(row["ci_low"], row["ci_high"], shared["delta"])
-    del row["delta"]
+        row["reading"] = v.effect_reading(row["ci_low"], row["ci_high"], delta)
     return row
 
 
-def value_row(item: Value, runs: dict[str, ev.RunData], label: str) -> dict:
+def value_row(item: Value, runs: dict[str, RunData], label: str) -> dict:
     run = runs[item.run]
-    vals = list(run.values(item.metric, ev.SCALE[item.unit]).values())
+    vals = list(run.values(item.metric, SCALE[item.unit]).values())
     interval = v.prediction_interval(vals)
     row = {"run": item.run, "label": label, "metric": item.metric, "unit": item.unit, "claimed": item.value,
            "tolerance": item.tolerance, "note": item.note, "ours": run.describe(item.metric, item.unit),
@@ -103,36 +241,38 @@ def value_row(item: Value, runs: dict[str, ev.RunData], label: str) -> dict:
     return {**row, "verdict": v.NOT_TESTED if why else v.value_verdict(vals, item.value, item.tolerance), "why": why}
 
 
-def not_lr_tested(run: str | None, runs: dict[str, ev.RunData]) -> str:
+def not_lr_tested(run: str | None, runs: dict[str, RunData]) -> str:
     if run and run in runs and not runs[run].lr_acted():
         return (f"`{run}`'s schedule never changed the learning rate in any seed, so it ran as constant LR: "
                 "the claim about the schedule is untested, not null")
     return ""
 
 
-def comparison_row(item: Comparison, why: str, runs: dict[str, ev.RunData], labels: dict[str, str],
-                   shared: dict) -> dict:
+def comparison_row(item: Comparison, why: str, runs: dict[str, RunData], labels: dict[str, str],
+                   shared: dict, delta: float) -> dict:
+    """A claim of the write-up judged; one the data cannot test (``why``) shows its numbers without a p-value."""
     row = {"claim": f"{labels[item.a]} − {labels[item.b]}", "a": item.a, "b": item.b, "metric": item.metric,
            "sign": item.sign, "size": item.size, "note": item.note, "why": why,
            **qualifiers(runs, item.a, item.b, item.metric), **shared}
+    if why:
+        row.update(p=None, p_adj=None)
     row["verdict"] = v.NOT_TESTED if why or row["diff"] is None else v.claim_verdict(
-        row["ci_low"], row["ci_high"], 1 if item.sign == "+" else -1, item.size, shared["delta"])
-    del row["delta"]
+        row["ci_low"], row["ci_high"], 1 if item.sign == "+" else -1, item.size, delta)
     return row
 
 
-def check_row(item: Check, runs: dict[str, ev.RunData]) -> dict:
+def check_row(item: Check, runs: dict[str, RunData]) -> dict:
     run = runs[item.run]
     passed, detail = [], ""
     if item.kind == "variance_ratio":
         per_seed = [[x["weight_var"] / x["theory_var"] for x in rows if x.get("weight_var") is not None]
-                    for rows in ev.layer_rows(run).values()]
+                    for rows in layer_rows(run).values()]
         passed = [all(abs(x - 1) <= item.tolerance for x in r) for r in per_seed]
         if ratios := sum(per_seed, []):
             detail = f"variance / theory {min(ratios):.3f}–{max(ratios):.3f} over every layer"
     elif item.kind == "activation_stability":
         # rows[:-1]: the hidden layers (the last row is the output layer)
-        hidden = [[x.get("activation_std") for x in rows[:-1]] for rows in ev.layer_rows(run).values()]
+        hidden = [[x.get("activation_std") for x in rows[:-1]] for rows in layer_rows(run).values()]
         ratios = [h[-1] / h[0] for h in hidden if len(h) >= 2 and h[0] and h[-1] is not None]
         passed = [item.bounds[0] <= r <= item.bounds[1] for r in ratios]
         if ratios:
@@ -147,7 +287,7 @@ def check_row(item: Check, runs: dict[str, ev.RunData]) -> dict:
         vals = [x for x in run.values(item.metric, 100.0).values() if x is not None]
         passed = [x >= item.threshold if item.kind == "at_least" else x <= item.threshold for x in vals]
         if vals:
-            detail = f"{ev.metric_name(item.metric)} {min(vals):.2f}–{max(vals):.2f} %"
+            detail = f"{metric_name(item.metric)} {min(vals):.2f}–{max(vals):.2f} %"
         if run.diverged():
             detail += f" ({len(run.diverged())} of {len(run.seeds)} seeds diverged: not counted)"
     return {"run": item.run, "claim": item.text, "claimed": item.claimed,
@@ -155,44 +295,36 @@ def check_row(item: Check, runs: dict[str, ev.RunData]) -> dict:
             "verdict": v.check_verdict(passed)}
 
 
-def design(claims: Claims, dataset: str, runs: dict[str, ev.RunData]):
+def design(claims: Claims, dataset: str, runs: dict[str, RunData]):
     """The comparisons the report makes: the write-up's claims (exp, item, why untested), the effects, every
     comparison once (key -> the experiment whose model estimates it: a claim's, else its first effect's), and
     the two families (confirmatory: the claims the data can test; exploratory: the other effects)."""
     experiments = claims.of(dataset)
-    present = lambda *names: all(n in runs for n in names)  # noqa: E731
-    claimed = [(number, item, not_lr_tested(item.requires_lr_change, runs))
-               for number, exp in experiments.items() for item in exp.comparisons if present(item.a, item.b)]
-    effects = [item for item in claims.effects if item.exp in experiments and present(item.a, item.b)]
+    claimed = [(number, item, not_lr_tested(item.requires_lr_change, runs)) for number, exp in experiments.items()
+               for item in exp.comparisons if {item.a, item.b} <= runs.keys()]
+    effects = [item for item in claims.effects if item.exp in experiments and {item.a, item.b} <= runs.keys()]
     keys = {k: e for k, e in reversed([(key_of(i), n) for n, i, _ in claimed] + [(key_of(i), i.exp) for i in effects])}
     confirmatory = {key_of(i) for _, i, why in claimed if not why}
     return claimed, effects, keys, confirmatory, {key_of(i) for i in effects} - confirmatory
 
 
-def findings(claims: Claims, dataset: str, runs: dict[str, ev.RunData], hosts: list[dict]) -> dict:
+def findings(claims: Claims, dataset: str, runs: dict[str, RunData], hosts: list[dict]) -> dict:
     """Everything the report states, as numbers and verdicts (module docstring). Each comparison is estimated once
     and belongs to one family: confirmatory when it is a claim of the write-up that the data can test, else
     exploratory; every table that shows it shows the same numbers."""
-    experiments = claims.of(dataset)
-    present = lambda *names: all(n in runs for n in names)  # noqa: E731
+    experiments, delta = claims.of(dataset), claims.delta
     claimed, effects, keys, confirmatory, exploratory = design(claims, dataset, runs)
     judged = inf.infer(keys, confirmatory, exploratory,
                        lambda run, read, metric: runs[run].values(read, scale_of(metric)))
-    shared = {k: {**numbers(k, *judged[k], claims.delta), "delta": claims.delta} for k in keys}
-    comparisons = [{"exp": number, **comparison_row(item, why, runs, experiments[number].runs,
-                                                    shared[key_of(item)])} for number, item, why in claimed]
-    for row in comparisons:
-        if row["why"]:
-            row.update(p=None, p_adj=None)
-    values, checks = [], []
-    for number, exp in experiments.items():
-        values += [{"exp": number, **value_row(i, runs, exp.runs[i.run])} for i in exp.values if present(i.run)]
-        checks += [{"exp": number, **check_row(i, runs)} for i in exp.checks if present(i.run)]
-    return {"dataset": dataset, "delta": claims.delta, "alpha": inf.ALPHA, "host_checks": hosts,
+    shared = {k: numbers(k, *judged[k], delta) for k in keys}
+    return {"delta": delta, "alpha": inf.ALPHA, "host_checks": hosts,
             "families": {f: sum(1 for _, a in judged.values() if a and a.family == f)
                          for f in (inf.CONFIRMATORY, inf.EXPLORATORY)},
-            "effects": [effect_row(item, runs, shared[key_of(item)]) for item in effects],
-            "comparisons": comparisons, "values": values, "checks": checks,
-            "runs": {name: {"seeds": run.seeds, "diverged": len(run.diverged()), "rule": run.rule,
-                            "converged_seeds": run.converged()[0], "lr_acted_seeds": run.lr_acted()}
-                     for name, run in runs.items()}}
+            "effects": [effect_row(item, runs, shared[key_of(item)], delta) for item in effects],
+            "comparisons": [{"exp": number, **comparison_row(item, why, runs, experiments[number].runs,
+                                                             shared[key_of(item)], delta)}
+                            for number, item, why in claimed],
+            "values": [{"exp": number, **value_row(i, runs, exp.runs[i.run])}
+                       for number, exp in experiments.items() for i in exp.values if i.run in runs],
+            "checks": [{"exp": number, **check_row(i, runs)}
+                       for number, exp in experiments.items() for i in exp.checks if i.run in runs]}

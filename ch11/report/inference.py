@@ -21,6 +21,8 @@ import numpy as np
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
+from ch11.report.stats import is_finite
+
 ALPHA = 0.05
 CONFIRMATORY, EXPLORATORY = "confirmatory", "exploratory"
 Key = tuple[str, str, str, str]   # (run a, metric read on a, run b, metric): one comparison
@@ -52,7 +54,7 @@ class BlockModel:
 
     def __init__(self, columns: dict[Hashable, dict[int, float | None]], blocked: bool = True):
         cells = [(k, s, float(v)) for k, values in columns.items() for s, v in values.items()
-                 if v is not None and math.isfinite(float(v))]
+                 if is_finite(v)]
         self.keys = list(dict.fromkeys(k for k, _, _ in cells))
         seeds = sorted({s for _, s, _ in cells}) if blocked else []
         self.key_of = np.array([self.keys.index(k) for k, _, _ in cells])
@@ -96,7 +98,7 @@ def estimate(columns: dict[Hashable, dict[int, float | None]], a: Hashable, b: H
              model: BlockModel | None = None) -> Estimate | None:
     """a - b from the experiment's ``model`` (built from ``columns`` if not given) when a and b share at least 2
     seeds with a value on both; else Welch on the two columns alone; None when a side has fewer than 2 values."""
-    finite = {k: {s for s, v in columns[k].items() if v is not None and math.isfinite(float(v))} for k in (a, b)}
+    finite = {k: {s for s, v in columns[k].items() if is_finite(v)} for k in (a, b)}
     if min(map(len, finite.values())) < 2:
         return None
     if len(finite[a] & finite[b]) >= 2:

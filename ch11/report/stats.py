@@ -11,6 +11,7 @@ from ch11 import paths
 from ch11.errors import PipelineError
 from ch11.params import Params
 
+# The metrics summarized over seeds, here and in each evaluate stage's mean
 SUMMARY_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "epochs", "overfit_gap",
                    "epoch1_val_accuracy", "mc_test_accuracy")
 
@@ -33,9 +34,14 @@ def per_seed_metrics(params: Params, dataset: str, run: str) -> dict[int, dict]:
     return {s: found[str(s)] for s in seeds}
 
 
+def is_finite(value) -> bool:
+    """Whether ``value`` is a number other than NaN and inf (a diverged seed's metric is None or NaN)."""
+    return value is not None and math.isfinite(float(value))
+
+
 def finite(values) -> list[float]:
-    """The finite numbers among ``values`` (None, NaN and inf left out)."""
-    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    """The finite numbers among ``values``."""
+    return [float(v) for v in values if is_finite(v)]
 
 
 def summarize(values: list[float | None]) -> dict:

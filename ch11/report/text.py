@@ -9,9 +9,8 @@ from pathlib import Path
 
 import jinja2
 
-from ch11.report import evidence as ev, verdicts as v
-from ch11.report.evidence import READING_ORDER, by_reading, interval, metric_suffix
-from ch11.report.findings import percent
+from ch11.report import findings as fd, verdicts as v
+from ch11.report.findings import READING_ORDER, by_reading, percent
 from ch11.report.stats import summarize
 
 TEMPLATE = Path(__file__).resolve().parent / "report.md.j2"
@@ -27,6 +26,16 @@ def tally(rows: list[dict], key: str, order) -> str:
     """'3 helps; 1 hurts': how many rows have each value of ``key``, in ``order``."""
     counts = Counter(r[key] for r in rows)
     return "; ".join(f"{counts[x]} {x}" for x in order if counts[x])
+
+
+def interval(row: dict) -> str:
+    """A difference and its CI, '+1.23 [+0.50, +1.96]'."""
+    return "—" if row["diff"] is None else f"{row['diff']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+
+
+def metric_suffix(row: dict) -> str:
+    metric = row.get("a_metric") or row["metric"]
+    return "" if metric in ("test_accuracy", "mc_test_accuracy") else f" — {fd.metric_name(row['metric'])}"
 
 
 def p_cell(p: float | None) -> str:
@@ -50,15 +59,15 @@ def claimed_cell(row: dict) -> str:
 
 def value_cells(r: dict) -> dict:
     """A row of the write-up's single numbers: the claim, ours and our prediction interval for one more run."""
-    d = ev.DECIMALS[r["unit"]]
-    claimed = f"{r['claimed']:.{d}f}{ev.SUFFIX[r['unit']]}" + (f" ± {r['tolerance']:g}" if r["tolerance"] else "")
+    d = fd.DECIMALS[r["unit"]]
+    claimed = f"{r['claimed']:.{d}f}{fd.SUFFIX[r['unit']]}" + (f" ± {r['tolerance']:g}" if r["tolerance"] else "")
     one_more = "—" if not r["interval"] else "[{:.{d}f}, {:.{d}f}]".format(*r["interval"], d=d)
-    return {"exp.": r["exp"], "run — metric": f"{r['label']} — {ev.metric_name(r['metric'])}",
+    return {"exp.": r["exp"], "run — metric": f"{r['label']} — {fd.metric_name(r['metric'])}",
             "the write-up": claimed, "ours": r["ours"], "one more run": one_more, "verdict": r["verdict"],
             "note": r["why"] or (r["note"] or "")}
 
 
-def repeated_values(found: dict, runs: dict[str, ev.RunData], baselines: dict[str, str]) -> list[dict]:
+def repeated_values(found: dict, runs: dict[str, fd.RunData], baselines: dict[str, str]) -> list[dict]:
     """Shared baselines for which the write-up reports several different test accuracies, with ours."""
     out = []
     for run, what in baselines.items():
@@ -70,7 +79,7 @@ def repeated_values(found: dict, runs: dict[str, ev.RunData], baselines: dict[st
     return out
 
 
-def experiment(number: int, exp, runs: dict[str, ev.RunData], figures: list[dict]) -> dict:
+def experiment(number: int, exp, runs: dict[str, fd.RunData], figures: list[dict]) -> dict:
     """One experiment's section: its runs present, those still improving, clipping and plateau schedules."""
     present = [runs[n] for n in exp.runs if n in runs]
     converged = {r.name: r.converged() for r in present}
@@ -85,10 +94,10 @@ def experiment(number: int, exp, runs: dict[str, ev.RunData], figures: list[dict
                       if r.schedule == "plateau"]}
 
 
-def mean_std(run: ev.RunData, metric: str, unit: str) -> str:
+def mean_std(run: fd.RunData, metric: str, unit: str) -> str:
     """A summary-table cell: mean ± std over the seeds that did not diverge."""
     s = summarize([x for seed, x in run.values(metric).items() if seed not in run.diverged()])
-    d, scale = ev.DECIMALS[unit], ev.SCALE[unit]
+    d, scale = fd.DECIMALS[unit], fd.SCALE[unit]
     if not s["n"]:
         return "—"
     return f"{s['mean'] * scale:.{d}f}" + (f" ± {s['std'] * scale:.{d}f}" if s["std"] else "")
@@ -155,7 +164,7 @@ def answer(found: dict) -> list[str]:
         + tally(found["comparisons"], "verdict", v.CLAIM_VERDICTS + (v.NOT_TESTED,)) + "."]
 
 
-def render(params, dataset: str, found: dict, claims, runs: dict[str, ev.RunData], figures: dict) -> str:
+def render(params, dataset: str, found: dict, claims, runs: dict[str, fd.RunData], figures: dict) -> str:
     """The whole results.md. ``figures``: "forest" -> its relative path, experiment number -> its figures."""
     groups = Counter(tuple(run.seeds) for run in runs.values()).most_common()  # most runs first, else in order
     capped = {k: x for k, x in params.limits.model_dump().items() if x is not None}

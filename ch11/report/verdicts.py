@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ch11.report.inference import ALPHA
-from ch11.report.stats import finite
+from ch11.report.stats import finite, summarize
 
 HELPS, HURTS, NO_EFFECT, UNRESOLVED, DIVERGES = "helps", "hurts", "no effect", "unresolved", "diverges"
 HELPS_SLIGHTLY, HURTS_SLIGHTLY = "helps, < δ", "hurts, < δ"
@@ -55,12 +55,11 @@ def claim_verdict(lo: float, hi: float, sign: int, size: float | None, delta: fl
 
 def prediction_interval(values: list[float]) -> tuple[float, float] | None:
     """95 % interval for one more run drawn like ``values`` (t, n-1 df): the write-up reports single runs."""
-    vals = finite(values)
-    if len(vals) < 2:
+    s = summarize(values)
+    if s["n"] < 2:
         return None
-    mean, sd = float(np.mean(vals)), float(np.std(vals, ddof=1))
-    half = float(sps.t.ppf(1 - ALPHA / 2, len(vals) - 1)) * sd * math.sqrt(1 + 1 / len(vals))
-    return mean - half, mean + half   # (t.interval gives NaN when every seed agrees: sd = 0)
+    half = float(sps.t.ppf(1 - ALPHA / 2, s["n"] - 1)) * s["std"] * math.sqrt(1 + 1 / s["n"])
+    return s["mean"] - half, s["mean"] + half   # (t.interval gives NaN when every seed agrees: sd = 0)
 
 
 def value_verdict(values: list[float], claimed: float, tolerance: float = 0.0) -> str:
