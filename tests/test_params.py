@@ -145,9 +145,9 @@ def test_each_optimizer_gets_its_own_keys_only():
         optimizer = loaded.run(name).optimizer
         assert set(optimizer.model_dump()) == {"name", "learning_rate", *raw["optimizers"][optimizer.name]}
     assert set(raw["defaults"]["optimizer"]) == {"name", "learning_rate"} and set(raw["defaults"]["schedule"]) == {"name"}
-    own = raw["runs"]["e08_momentum"]["optimizer"]
+    lr0, own = raw["defaults"]["optimizer"]["learning_rate"], raw["runs"]["e08_momentum"]["optimizer"]
     assert loaded.run("e08_momentum").optimizer.model_dump() == {
-        "name": "sgd", "learning_rate": raw["defaults"]["optimizer"]["learning_rate"], **raw["optimizers"]["sgd"], **own}
+        "name": "sgd", "learning_rate": lr0, **raw["optimizers"]["sgd"], **own}
 
 
 def test_sgd_reads_a_weight_decay_other_optimizers_refuse(tmp_path):
