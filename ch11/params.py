@@ -83,6 +83,7 @@ class Validate(Strict):
 class SGDKeys(Strict):
     momentum: Fraction
     nesterov: bool
+    weight_decay: PositiveFloat | None   # decoupled: w -= lr * weight_decay * w each step; null: none
 
 
 class RMSpropKeys(Strict):

@@ -38,8 +38,8 @@ def keras_weights(name, count):
     return [w.tolist() for w in net.get_weights()]
 
 def shares(name):
-    config, net, optimizer = built(name)
-    engine.compile_model(net, optimizer, config)
+    config, net, _ = built(name)
+    model_mod.compile_model(net, config, 8)
     rows = engine.fit(net, config, {"train": (x, y), "valid": (x[:64], y[:64])}, 1, Path(sys.argv[2]) / name,
                         epochs=2)
     return [row["clip_share"] for row in rows]

@@ -120,7 +120,7 @@ def test_a_template_names_no_template(tmp_path):
      "params.yaml: runs.e08_adam.optimizer.momentum = 0.9: optimizer 'adam' ignores 'momentum' (it reads "
      "learning_rate, beta_1, beta_2); remove the key, or set optimizer.name to one that reads it."),
     (("runs", "e08_momentum", "optimizer", "rho"), 0.8, "optimizer 'sgd' ignores 'rho' (it reads learning_rate, "
-                                                        "momentum, nesterov)"),
+                                                        "momentum, nesterov, weight_decay)"),
     (("runs", "e08_adam", "optimizer", "weight_decay"), 0.01, "optimizer 'adam' ignores 'weight_decay'"),
     (("runs", "e09_plateau", "schedule", "max_learning_rate"), 0.1,
      "runs.e09_plateau.schedule.max_learning_rate = 0.1: schedule 'plateau' ignores 'max_learning_rate' (it reads "
@@ -137,17 +137,32 @@ def test_a_key_the_named_optimizer_or_schedule_ignores_is_refused(tmp_path, keys
 
 
 def test_each_optimizer_gets_its_own_keys_only():
-    """A run's optimizer is its table entry under the run's keys: naming Adam brings no SGD momentum, and
-    only AdamW has a weight decay (0.004 for e08_adamw, as the run sets)."""
+    """A run's optimizer is its table entry under the run's keys: exactly the keys its table entry lists (naming
+    Adam brings no SGD momentum), a run's own values over the entry's."""
     loaded = params.load(REPO_PARAMS)
     raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
-    assert loaded.run("e08_adam").optimizer.model_dump() == {
-        "name": "adam", "learning_rate": 0.001, **raw["optimizers"]["adam"]}
-    assert loaded.run("e08_adamw").optimizer.weight_decay == 0.004 and raw["optimizers"]["adamw"]["weight_decay"] == 0
-    assert [n for n in loaded.run_names() if hasattr(loaded.run(n).optimizer, "weight_decay")] == ["e08_adamw"]
+    for name in loaded.run_names():
+        optimizer = loaded.run(name).optimizer
+        assert set(optimizer.model_dump()) == {"name", "learning_rate", *raw["optimizers"][optimizer.name]}
     assert set(raw["defaults"]["optimizer"]) == {"name", "learning_rate"} and set(raw["defaults"]["schedule"]) == {"name"}
+    lr0, own = raw["defaults"]["optimizer"]["learning_rate"], raw["runs"]["e08_momentum"]["optimizer"]
     assert loaded.run("e08_momentum").optimizer.model_dump() == {
-        "name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False}
+        "name": "sgd", "learning_rate": lr0, **raw["optimizers"]["sgd"], **own}
+
+
+def test_sgd_reads_a_weight_decay_other_optimizers_refuse(tmp_path):
+    """docs/extending.md's worked technique, without training: SGD's decoupled weight decay is null in its
+    table entry (Keras' default: none), a run may set it, and on an optimizer that does not read it (or at 0,
+    a decay that does nothing) it is one clear error."""
+    assert params.load(REPO_PARAMS).run("baseline_es").optimizer.weight_decay is None
+    edited = load_edited(tmp_path, ("runs", "baseline_es", "optimizer", "weight_decay"), 0.0005)
+    assert edited.run("baseline_es").optimizer.weight_decay == 0.0005
+    with pytest.raises(PipelineError, match=r"runs\.e08_rmsprop\.optimizer\.weight_decay = 0\.0005: optimizer "
+                                            r"'rmsprop' ignores 'weight_decay'"):
+        load_edited(tmp_path, ("runs", "e08_rmsprop", "optimizer", "weight_decay"), 0.0005)
+    with pytest.raises(PipelineError, match=r"'runs\.baseline_es\.optimizer\.weight_decay' = 0\.0: Input should be "
+                                            r"greater than 0"):
+        load_edited(tmp_path, ("runs", "baseline_es", "optimizer", "weight_decay"), 0.0)
 
 
 def test_dvcs_set_param_rewrite_changes_only_the_value_it_sets(tmp_path):

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ch11 import atomic
-from ch11.training import clipping
-from ch11.training.model import loss_of
+from ch11.training import clipping, model as model_mod
 from ch11.params import RunConfig
 
 TRAIN_EVAL_SIZE = 5000   # training images scored in inference mode after each epoch (overfitting gap)
@@ -194,23 +193,14 @@ class Resumable(keras.callbacks.Callback):
         self.inner.on_train_end(logs)
 
 
-def schedule_callbacks(config: RunConfig) -> list:
-    found = []
-    if config.schedule.name == "plateau":
-        found.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.schedule.factor,
-                                                       patience=config.schedule.patience))
+def stateful_callbacks(config: RunConfig) -> list:
+    """The callbacks whose counters a checkpoint keeps: the schedule's (plateau) and early stopping."""
+    found = model_mod.schedule_callbacks(config.schedule)
     if config.early_stopping.patience:
         found.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.early_stopping.patience,
             restore_best_weights=config.early_stopping.restore_best_weights))
     return found
-
-
-def compile_model(model, optimizer, config: RunConfig) -> None:
-    if config.clip_value or config.clip_norm:
-        clipping.count_clipping(optimizer)
-    model.compile(loss=loss_of(config), optimizer=optimizer, metrics=["accuracy"],
-                  steps_per_execution=config.steps_per_execution)
 
 
 def fit(model, config: RunConfig, data: dict, seed: int, workdir: Path, *, epochs: int,
@@ -219,7 +209,7 @@ def fit(model, config: RunConfig, data: dict, seed: int, workdir: Path, *, epoch
     of this phase); returns the per-epoch rows of the whole history. ``callbacks``: extra ones that only
     watch (progress), run after the checkpoint."""
     rows = [] if rows is None else rows
-    stateful = schedule_callbacks(config)
+    stateful = stateful_callbacks(config)
     done = restore_state(model, stateful, rows, workdir)
     start = max(first_epoch, done)
     if start >= epochs or any(getattr(cb, "stopped_epoch", 0) for cb in stateful):

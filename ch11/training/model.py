@@ -1,9 +1,11 @@
-"""Keras model, optimizer and learning-rate schedule of a run, built from its RunConfig (Keras APIs only)."""
+"""A run's network, loss, optimizer and learning-rate schedules built from its RunConfig (Keras APIs only), and
+``compile_model``: the one compile path of plain and transfer training."""
 from __future__ import annotations
 
 import keras
 
 from ch11.params import RunConfig, Schedule
+from ch11.training import clipping
 
 INITIALIZERS = {
     "poor_normal": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=1.0),
@@ -16,16 +18,10 @@ INITIALIZERS = {
                                                                    distribution="uniform"),
 }
 ACTIVATION_NAMES = {"swish": "silu"}
-OPTIMIZERS = {
-    "sgd": lambda o, lr, **kw: keras.optimizers.SGD(lr, momentum=o.momentum, nesterov=o.nesterov, **kw),
-    "adagrad": lambda o, lr, **kw: keras.optimizers.Adagrad(lr, **kw),
-    "rmsprop": lambda o, lr, **kw: keras.optimizers.RMSprop(lr, rho=o.rho, **kw),
-    "adam": lambda o, lr, **kw: keras.optimizers.Adam(lr, beta_1=o.beta_1, beta_2=o.beta_2, **kw),
-    "adamax": lambda o, lr, **kw: keras.optimizers.Adamax(lr, beta_1=o.beta_1, beta_2=o.beta_2, **kw),
-    "nadam": lambda o, lr, **kw: keras.optimizers.Nadam(lr, beta_1=o.beta_1, beta_2=o.beta_2, **kw),
-    "adamw": lambda o, lr, **kw: keras.optimizers.AdamW(lr, weight_decay=o.weight_decay, beta_1=o.beta_1,
-                                                        beta_2=o.beta_2, **kw),
-}
+# Each optimizer's keys in ch11/params.py are its Keras constructor's own argument names, passed as they are.
+OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adagrad": keras.optimizers.Adagrad, "rmsprop": keras.optimizers.RMSprop,
+              "adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax, "nadam": keras.optimizers.Nadam,
+              "adamw": keras.optimizers.AdamW}
 
 
 def activation_layer(config: RunConfig) -> keras.layers.Layer:
@@ -146,10 +142,29 @@ def learning_rate(schedule: Schedule, lr0: float, steps_per_epoch: int, epochs: 
                                                                  schedule.values)
     if schedule.name == "onecycle":
         return OneCycle(lr0, schedule.max_learning_rate, steps(epochs))
-    return lr0  # constant, and plateau (driven by the ReduceLROnPlateau callback)
+    return lr0  # constant, and plateau (driven by schedule_callbacks)
+
+
+def schedule_callbacks(schedule: Schedule) -> list:
+    """The schedules driven by validation loss instead of the step: plateau's ReduceLROnPlateau."""
+    if schedule.name == "plateau":
+        return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=schedule.factor,
+                                                  patience=schedule.patience)]
+    return []
 
 
 def build_optimizer(config: RunConfig, steps_per_epoch: int, lr0: float | None = None):
+    """The run's optimizer with its keys, clipping and schedule (from ``lr0`` when given, else its rate)."""
     opt = config.optimizer
     lr = learning_rate(config.schedule, lr0 or opt.learning_rate, steps_per_epoch, config.epochs)
-    return OPTIMIZERS[opt.name](opt, lr, clipvalue=config.clip_value, clipnorm=config.clip_norm)
+    return OPTIMIZERS[opt.name](lr, clipvalue=config.clip_value, clipnorm=config.clip_norm,
+                                **opt.model_dump(exclude={"name", "learning_rate"}))
+
+
+def compile_model(model, config: RunConfig, steps_per_epoch: int, lr0: float | None = None) -> None:
+    """Compile ``model`` with the run's loss, optimizer and accuracy metric; clipping counted where it is on."""
+    optimizer = build_optimizer(config, steps_per_epoch, lr0)
+    if config.clip_value or config.clip_norm:
+        clipping.count_clipping(optimizer)
+    model.compile(loss=loss_of(config), optimizer=optimizer, metrics=["accuracy"],
+                  steps_per_execution=config.steps_per_execution)

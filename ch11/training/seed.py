@@ -84,9 +84,8 @@ def prepared(run: str, backend_name: str | None = None) -> tuple[RunConfig, dict
 
 def compiled_model(config: RunConfig, x_train):
     """The run's network for inputs like ``x_train``, compiled with its loss, optimizer and metrics."""
-    from ch11.training import model as model_mod, engine
+    from ch11.training import model as model_mod
 
     model = model_mod.build_model(x_train.shape[1], n_classes(config), config)
-    steps = math.ceil(len(x_train) / config.batch_size)
-    engine.compile_model(model, model_mod.build_optimizer(config, steps), config)
+    model_mod.compile_model(model, config, math.ceil(len(x_train) / config.batch_size))
     return model

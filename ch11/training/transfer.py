@@ -24,11 +24,10 @@ def fit_transfer(model, config: RunConfig, data: dict, seed: int, workdir: Path,
                  callbacks: list | tuple = ()) -> list[dict]:
     """Train the new head for ``freeze_epochs`` with reused layers frozen, then everything at a lower rate."""
     freeze = min(config.transfer.freeze_epochs, config.epochs)
-    engine.compile_model(model, model_mod.build_optimizer(config, steps), config)
+    model_mod.compile_model(model, config, steps)
     rows = engine.fit(model, config, data, seed, workdir / "frozen", epochs=freeze, callbacks=callbacks)
     for layer in model.layers:
         layer.trainable = True
-    lr = config.transfer.unfrozen_learning_rate
-    engine.compile_model(model, model_mod.build_optimizer(config, steps, lr), config)
+    model_mod.compile_model(model, config, steps, lr0=config.transfer.unfrozen_learning_rate)
     return engine.fit(model, config, data, seed, workdir / "unfrozen", epochs=config.epochs,
                         first_epoch=freeze, rows=rows, callbacks=callbacks)
