@@ -1,8 +1,8 @@
 """Stage report@<dataset>: numbers first, then words: metrics/<dataset>/effects.json and reports/<dataset>/.
 
 Usage: python -m stages.report <dataset>
-The numbers: ch11/report/findings.py (ch11/report/inference.py); effects.json is a DVC metric (`dvc metrics diff` shows how
-each effect moved).
+The numbers: ch11/report/findings.py (ch11/report/inference.py); effects.json is a plain output; each effect is
+also a DVC metric, metrics/<dataset>/effects/<id>.json (`dvc metrics diff` shows how it moved).
 The figures: ch11/report/figures.py; results.md: ch11/report/text.py and ch11/report/report.md.j2; curves/: each
 experiment's mean validation curves, the data of its DVC plot. Written atomically.
 No Keras.

@@ -3,7 +3,7 @@ evaluate stages wrote them (RunData), and the names, units and order the rendere
 in. Findings: every effect of ch11/report/claims.yaml against its matched baseline and every claim of the write-up
 judged, each comparison estimated and adjusted once (ch11/report/inference.py) and read off its adjusted CI
 (ch11/report/verdicts.py), as a JSON-ready dict; stages/report.py writes its numbers to
-metrics/<dataset>/effects.json (a DVC metric). numpy/pandas only, no files written."""
+metrics/<dataset>/effects.json (plain output; the DVC metrics are effects/<id>.json, dvc_metrics.py). numpy/pandas only, no files written."""
 from __future__ import annotations
 
 import json
