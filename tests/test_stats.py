@@ -1,16 +1,19 @@
 """Per-run summaries over seeds (constructed per-seed data)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from ch11.report.stats import aggregate, summarize
 
 
 def test_summarize_known_mean_and_sample_std():
+    """By hand: deviations from the mean 0.82 are -0.02, 0, +0.02; squares sum to 0.0008; over n - 1 = 2 that is
+    0.0004, whose root is 0.02 (the population std, over n = 3, would be 0.0163)."""
     s = summarize([0.80, 0.82, 0.84])
-    assert s["mean"] == pytest.approx(0.82) and s["std"] == pytest.approx(np.std([0.80, 0.82, 0.84], ddof=1))
+    assert s["mean"] == pytest.approx(0.82) and s["std"] == pytest.approx(0.02)
     assert (s["n"], s["min"], s["max"]) == (3, 0.80, 0.84)
+    # the textbook set 2, 4, 4, 4, 5, 5, 7, 9: mean 5, squared deviations sum to 32, sample variance 32 / 7
+    assert summarize([2, 4, 4, 4, 5, 5, 7, 9])["std"] == pytest.approx((32 / 7) ** 0.5)
 
 
 def test_summarize_one_value_and_missing_values():
