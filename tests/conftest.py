@@ -1,7 +1,10 @@
-"""Fixtures of the flow tests: one Prefect test harness per session, the flow's environment, the flow."""
+"""Shared fixtures: a local HTTP server for download tests; for the flow tests one Prefect test harness per
+session, the flow's environment, the flow."""
 from __future__ import annotations
 
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -39,3 +42,49 @@ def pipeline(prefect, env):
     from flows.pipeline import ch11_pipeline
 
     return ch11_pipeline
+
+
+class FileServer:
+    """A real HTTP server on 127.0.0.1 serving ``files`` (URL path -> bytes), 404 for anything else.
+
+    The first ``fail`` requests are answered with status ``fail_status``; ``requests`` logs every path asked.
+    """
+
+    def __init__(self, files: dict[str, bytes], fail: int = 0, fail_status: int = 503):
+        self.files, self.fail, self.fail_status, self.requests = files, fail, fail_status, []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                if len(server.requests) <= server.fail:
+                    self.send_error(server.fail_status)
+                elif self.path not in server.files:
+                    self.send_error(404)
+                else:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(server.files[self.path])))
+                    self.end_headers()
+                    self.wfile.write(server.files[self.path])
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def serve():
+    """``serve(files, fail=0, fail_status=503)`` starts a FileServer, shut down when the test ends."""
+    servers = []
+
+    def start(files: dict[str, bytes], **kwargs) -> FileServer:
+        servers.append(FileServer(files, **kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.httpd.shutdown()
+        server.httpd.server_close()

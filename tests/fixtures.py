@@ -56,8 +56,10 @@ def write_idx_gz(path: Path, array: np.ndarray) -> Path:
 
 
 FASHION_MNIST_DIR = DEBIAN_FASHION_MNIST  # Debian's dataset-fashion-mnist (see .ci/run)
-NO_DATA = "Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist (make setup does, where it can)"
-needs_fashion_mnist = pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason=NO_DATA)
+# The one data-missing skip: a test (or module, via pytestmark) that needs the real Fashion-MNIST files
+needs_fashion_mnist = pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason=(
+    f"Fashion-MNIST is not installed in {FASHION_MNIST_DIR}: apt-get install dataset-fashion-mnist "
+    "(make setup does, where it can)"))
 
 
 def fashion_project(root: Path, params_text: str | None = None) -> Path:

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from ch11.sandbox import PROJECT_ROOT  # the one definition of the project root, for every test
+
 BIN = Path(sys.executable).parent
 # The flow tests: two tiny runs, one seed, smoke limits, up to aggregate@ (download, validate, 2 x train, 2 x
 # evaluate); at least as many commands at once as cores, so each command trains one seed at a time
@@ -82,6 +83,12 @@ def abort(proc: subprocess.Popen) -> tuple[str, str]:
 def module(root: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
     """``python -m <args>`` in ``root`` (a project copy: its own modules come first on sys.path)."""
     return run([sys.executable, "-m", *args], root, **kwargs)
+
+
+def program(name: str, *args: str) -> list[str]:
+    """The command line of the test program tests/programs/<name>.py, for ``run`` (whose environment finds it
+    from any folder; in a project copy, the copy's own)."""
+    return [sys.executable, "-m", f"tests.programs.{name}", *args]
 
 
 def dvc(root: Path, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:

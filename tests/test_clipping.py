@@ -2,57 +2,19 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pandas as pd
 import pytest
 
 from ch11.report.findings import RunData
-from tests.helpers import PROJECT_ROOT, run
+from tests.helpers import PROJECT_ROOT, program, run
 
-TRAIN = """
-import json, sys
-from pathlib import Path
-from ch11.training import backend
-backend.select(sys.argv[1])
-from ch11 import params
-from ch11.training import clipping, model as model_mod, engine
-import numpy as np
-
-rng = np.random.default_rng(0)
-x, y = rng.normal(size=(256, 20)).astype("float32"), rng.integers(0, 10, 256)
-SETTINGS = {"norm": {"clip_norm": 1.0}, "value": {"clip_norm": None, "clip_value": 0.01},
-            "never": {"clip_norm": 1e6}, "always": {"clip_norm": None, "clip_value": 1e-6}}
-
-def built(name):
-    config = params.load().run("e06_clip_norm").model_copy(update={"hidden": [16], "epochs": 2, **SETTINGS[name]})
-    backend.seed_everything(1, False)
-    return config, model_mod.build_model(20, 10, config), model_mod.build_optimizer(config, 8)
-
-def keras_weights(name, count):
-    config, net, optimizer = built(name)
-    if count:
-        clipping.count_clipping(optimizer)
-    net.compile(loss="sparse_categorical_crossentropy", optimizer=optimizer)
-    net.fit(x, y, batch_size=32, shuffle=False, epochs=2, verbose=0)
-    return [w.tolist() for w in net.get_weights()]
-
-def shares(name):
-    config, net, _ = built(name)
-    model_mod.compile_model(net, config, 8)
-    rows = engine.fit(net, config, {"train": (x, y), "valid": (x[:64], y[:64])}, 1, Path(sys.argv[2]) / name,
-                        epochs=2)
-    return [row["clip_share"] for row in rows]
-
-print(json.dumps({"unchanged": [keras_weights(n, True) == keras_weights(n, False) for n in ("norm", "value")],
-                  "never": shares("never"), "always": shares("always")}))
-"""
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_clipping_is_counted_per_epoch_and_the_update_is_unchanged(backend, tmp_path):
-    out = run([sys.executable, "-c", TRAIN, backend, str(tmp_path)], PROJECT_ROOT, check=True)
+    out = run(program("clip_counts", backend, str(tmp_path)), PROJECT_ROOT, check=True)
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["unchanged"] == [True, True]   # counting leaves the update as it was (norm, value)
     assert found["never"] == [0.0, 0.0]        # a threshold no gradient reaches: clipping never acted

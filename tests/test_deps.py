@@ -8,9 +8,9 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
 import yaml
 
+from tests.fixtures import needs_fashion_mnist
 from tests.helpers import PROJECT_ROOT, dvc, git
 
 # Modules that cannot change any output, with the reason (listing them would re-run every stage for nothing)
@@ -130,21 +130,26 @@ def test_the_check_catches_a_new_import_and_a_dep_no_longer_imported(tmp_path):
     assert extra_deps(tmp_path) == {"download": ["ch11/report/inference.py"]}
 
 
+def fresh_clone(root: Path) -> Path:
+    """The tracked files, as a clone has them (no DVC cache, no data, no models)."""
+    for rel in git(PROJECT_ROOT, "ls-files").split():
+        if (PROJECT_ROOT / rel).is_file():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / rel, root / rel)
+    git(root, "init", "-q")
+    return root
+
+
 def test_a_fresh_clone_plans_no_stage_with_allow_missing(tmp_path):
     """dvc.lock records every Fashion-MNIST stage as the code and params now are: a clone without the DVC cache
-    re-runs nothing (`--allow-missing` skips outputs that are only absent), so a one-run edit trains one run."""
-    clone = tmp_path / "clone"   # the tracked files, as a clone has them (no DVC cache, no data, no models)
-    tracked = git(PROJECT_ROOT, "ls-files").split()
-    for rel in tracked:
-        if (PROJECT_ROOT / rel).is_file():
-            (clone / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT_ROOT / rel, clone / rel)
-    git(clone, "init", "-q")
-    done = dvc(clone, "repro", "--allow-missing", "--dry", "report@fashion_mnist", timeout=300)
+    re-runs nothing (`--allow-missing` skips outputs that are only absent)."""
+    done = dvc(fresh_clone(tmp_path), "repro", "--allow-missing", "--dry", "report@fashion_mnist", timeout=300)
     assert "Running stage" not in done.stdout + done.stderr, done.stdout
-    from ch11.data.sources import DEBIAN_FASHION_MNIST
-    if not DEBIAN_FASHION_MNIST.is_dir():
-        pytest.skip("a one-run edit needs the validated data (make setup): apt-get install dataset-fashion-mnist")
+
+
+@needs_fashion_mnist
+def test_a_one_run_edit_in_a_fresh_clone_trains_that_run_only(tmp_path):
+    clone = fresh_clone(tmp_path)
     dvc(clone, "repro", "validate@fashion_mnist", timeout=300)   # what `make setup` does
     edited = (clone / "params.yaml").read_text().replace("e04_elu: {template: ten_seeds, activation: elu}",
                                                          "e04_elu: {template: ten_seeds, activation: elu, l2: 0.001}")

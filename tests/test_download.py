@@ -1,7 +1,8 @@
 """The real ``python -m stages.download`` in a throw-away project dir, against real files and real HTTP.
 
-No test reaches the internet: every URL points at a local server or at a local port nobody listens on,
-and HOME/KERAS_HOME point into the test's own folder so a real ~/.keras cache is never consulted.
+No test reaches the internet: every URL points at a local server (conftest's ``serve``) or at a local port
+nobody listens on, and HOME/KERAS_HOME point into the test's own folder so a real ~/.keras cache is never
+consulted.
 """
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import hashlib
 import os
 import socket
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import yaml
 
 from ch11.data.datasets import CIFAR_ARCHIVE, FASHION_FILES
 from ch11.data.sources import DEBIAN_FASHION_MNIST
-from tests.fixtures import write_cifar_archive, write_idx_gz
+from tests.fixtures import needs_fashion_mnist, write_cifar_archive, write_idx_gz
 from tests.helpers import PROJECT_ROOT, digest, module
 
 DEBIAN = DEBIAN_FASHION_MNIST
@@ -28,51 +27,6 @@ DEBIAN = DEBIAN_FASHION_MNIST
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-class Server:
-    """A real HTTP server on 127.0.0.1 serving ``files`` (URL path -> bytes), 404 for anything else.
-
-    The first ``fail`` requests are answered with status ``fail_status``; ``requests`` logs every path asked.
-    """
-
-    def __init__(self, files: dict[str, bytes], fail: int = 0, fail_status: int = 503):
-        self.files, self.fail, self.fail_status, self.requests = files, fail, fail_status, []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                if len(server.requests) <= server.fail:
-                    self.send_error(server.fail_status)
-                elif self.path not in server.files:
-                    self.send_error(404)
-                else:
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(server.files[self.path])))
-                    self.end_headers()
-                    self.wfile.write(server.files[self.path])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(files: dict[str, bytes], **kwargs) -> Server:
-        servers.append(Server(files, **kwargs))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.httpd.shutdown()
-        server.httpd.server_close()
 
 
 @pytest.fixture
@@ -132,7 +86,7 @@ def archives(tmp_path):
             for seed in (0, 1)]
 
 
-@pytest.mark.skipif(not DEBIAN.is_dir(), reason="Debian package dataset-fashion-mnist is not installed")
+@needs_fashion_mnist
 def test_fashion_mnist_from_the_debian_folder(project):
     result = project.run("fashion_mnist")
     assert result.returncode == 0, result.stderr

@@ -7,9 +7,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,8 @@ import yaml
 from ch11.sandbox import SMOKE_LIMITS, project_copy
 from tests.fixtures import needs_fashion_mnist, write_cifar_archive
 from tests.helpers import FLOW_CONCURRENCY as CONCURRENCY, FLOW_RUNS as RUNS, FLOW_TARGETS as TARGETS, \
-    PROJECT_ROOT as REPO, digest, digests, dvc, dvc_lock as lock, run as run_child
+    PROJECT_ROOT as REPO, child_env, digest, digests, dvc, dvc_lock as lock, program, run as run_child
+from tests.programs.noisy_failure import REASON
 
 pytestmark = [pytest.mark.slow, needs_fashion_mnist]
 
@@ -30,8 +29,7 @@ def test_a_hanging_stage_is_killed_at_its_timeout_with_a_clear_message(prefect, 
 
     @flow
     def one_stage():
-        return run_stage_command("sleepy", [[sys.executable, "-c", "import time; time.sleep(120)"]], str(tmp_path),
-                                 {}, timeout_s=2)
+        return run_stage_command("sleepy", [program("stuck")], str(tmp_path), child_env(), timeout_s=2)
 
     started = time.monotonic()
     with pytest.raises(StageFailed, match=r"stage 'sleepy' timed out: .* ran longer than 2 s \(--stage-timeout\)"):
@@ -44,77 +42,37 @@ def test_a_failing_stage_is_quoted_without_tensorflows_import_notices(prefect, t
 
     from flows.scheduler import StageFailed, run_stage_command
 
-    noise = ["WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
-             "I0000 00:00:1795681438.041053   11102 port.cc:153] oneDNN custom operations are on. You may see "
-             "slightly different numerical results due to floating-point round-off errors."]
-    script = "import sys\n" + "".join(f"print({line!r}, file=sys.stderr)\n" for line in noise) + \
-        "print('error: the real reason', file=sys.stderr)\nsys.exit(3)\n"
-
     @flow
-    def one_stage():
-        return run_stage_command("noisy", [[sys.executable, "-c", script]], str(tmp_path), {})
+    def one_stage():   # the child prints TensorFlow's two import notices before its reason
+        return run_stage_command("noisy", [program("noisy_failure")], str(tmp_path), child_env())
 
     with pytest.raises(StageFailed) as failed:
         one_stage()
-    assert str(failed.value).endswith("exited with code 3:\n  error: the real reason")
+    assert str(failed.value).endswith(f"exited with code 3:\n  {REASON}")
 
 
 # ------------------------------------------------------------------------------------------------------
 # (c) a flaky download: one retry layer
 
 
-class FlakyServer:
-    """HTTP on 127.0.0.1: 503 for the first ``fail`` requests, then ``files`` (path -> bytes), else 404."""
-
-    def __init__(self, files: dict[str, bytes], fail: int):
-        self.files, self.fail, self.requests = files, fail, []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                body = server.files.get(self.path)
-                if len(server.requests) <= server.fail or body is None:
-                    self.send_error(503 if len(server.requests) <= server.fail else 404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/cifar/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def test_a_flaky_download_is_retried_by_the_stage_alone(tmp_path, pipeline):
+def test_a_flaky_download_is_retried_by_the_stage_alone(tmp_path, pipeline, serve):
     """One retry layer: the download stage's own back-off (params.yaml), never multiplied by Prefect's."""
     archive = write_cifar_archive(tmp_path / "archive", per_batch=20)  # 5 x 20 train, 20 test images
     data = archive.read_bytes()
     root = project_copy(tmp_path / "project", runs=RUNS, seeds=[1], limits=SMOKE_LIMITS)
 
     def attempt(fail: int, retries: int):
-        server = FlakyServer({f"/cifar/{archive.name}": data}, fail=fail)
+        server = serve({f"/cifar/{archive.name}": data}, fail=fail)
         params = yaml.safe_load((root / "params.yaml").read_text())
         params["download"].update(local_dirs=[], retries=retries, backoff_s=0.01, timeout_s=10)
-        params["download"]["cifar10"].update(urls=[server.url], mirrors=[],
+        params["download"]["cifar10"].update(urls=[f"{server.url}/cifar/"], mirrors=[],
                                              files={archive.name: {"sha256": hashlib.sha256(data).hexdigest(),
                                                                    "hash_of": "file"}})
         params["validate"]["cifar10"].update(rows={"train": 100, "test": 20}, validation_size=20)
         params["datasets"] = ["fashion_mnist", "cifar10"]   # opt-in: the archive is available here
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        try:
-            state = pipeline(targets=["validate@cifar10"], concurrency=CONCURRENCY, project_dir=str(root),
-                             return_state=True)
-        finally:
-            server.close()
+        state = pipeline(targets=["validate@cifar10"], concurrency=CONCURRENCY, project_dir=str(root),
+                         return_state=True)
         return state, server.requests
 
     state, requests = attempt(fail=1, retries=0)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ch11 import params
-from tests.helpers import PROJECT_ROOT, dvc, git, readme_override, run
+from tests.helpers import PROJECT_ROOT, dvc, git, program, readme_override, run
 
 pytestmark = pytest.mark.slow
 
@@ -78,13 +77,6 @@ def test_an_override_changes_exactly_the_runs_that_read_it(project, override, tr
     assert config == yaml.safe_load(value), "the edit reaches the run's configuration"
 
 
-TRACKED = """import json
-from dvc.dependency.param import ParamsDependency
-from dvc.repo import Repo
-with Repo(".") as repo:
-    print(json.dumps({stage.addressing: dep.read_params() for stage in repo.index.stages for dep in stage.deps
-                      if isinstance(dep, ParamsDependency) and stage.addressing.startswith("train")}))
-"""
 
 
 def test_a_cifar_run_override_reaches_dvc(project):
@@ -93,7 +85,7 @@ def test_a_cifar_run_override_reaches_dvc(project):
     from dvc.utils.hydra import apply_overrides
 
     def tracked() -> dict[str, dict]:   # a fresh process: DVC caches what it has read
-        return json.loads(run([sys.executable, "-c", TRACKED], project, check=True).stdout)
+        return json.loads(run(program("tracked_params"), project, check=True).stdout)
 
     raw = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8"))
     raw["datasets"], raw["cifar_runs"] = ["fashion_mnist", "cifar10"], copy.deepcopy(raw["templates"]["cifar10_runs"])

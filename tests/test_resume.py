@@ -17,7 +17,7 @@ import yaml
 
 from ch11.sandbox import project_copy
 from tests.fixtures import needs_fashion_mnist
-from tests.helpers import child_env, epochs_done, module, run, run_outputs
+from tests.helpers import child_env, epochs_done, module, program, run, run_outputs
 
 pytestmark = [pytest.mark.slow, needs_fashion_mnist]
 RUN = "e13_production"   # dropout (RNG state), BN, momentum, ReduceLROnPlateau and EarlyStopping (callback state)
@@ -90,34 +90,13 @@ def test_killed_training_resumes_bit_identically(project, backend, request):
     assert run_outputs(project, RUN) == uninterrupted, f"killed after epoch {killed_at}: outputs differ"
 
 
-LOGGED_VS_WEIGHTS = """
-import json, sys
-from pathlib import Path
-from ch11.training.seed import compiled_model, prepared
-config, x, y = prepared(sys.argv[1], "jax")
-from ch11.training import backend, engine
-import keras
-
-class Recheck(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        self.model.set_weights(self.model.get_weights())   # a no-op, unless the state read is stale
-        again = self.model.evaluate(x["valid"], y["valid"], batch_size=1024, verbose=0, return_dict=True)
-        pairs.append([logs["val_loss"], again["loss"]])
-
-pairs = []
-backend.seed_everything(1, False)
-model = compiled_model(config, x["train"])
-engine.fit(model, config, {"train": (x["train"], y["train"]), "valid": (x["valid"], y["valid"])}, 1,
-             Path("recheck"), epochs=4, callbacks=[Recheck()])
-print(json.dumps(pairs))
-"""
 
 
 def test_on_jax_the_logged_validation_loss_is_that_of_the_weights(project):
     """With jaxlib 0.7.2 a batch-norm model's fit logged validation losses that its weights do not give (0.78
     where they give 0.69) and that changed run to run. Each epoch's logged loss must be what the model's own
     weights, written back unchanged, give right after."""
-    done = run([sys.executable, "-c", LOGGED_VS_WEIGHTS, RUN], project, check=True, timeout=LIMIT_S)
+    done = run(program("logged_vs_weights", RUN), project, check=True, timeout=LIMIT_S)
     pairs = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(pairs) == 4
     for epoch, (logged, weights) in enumerate(pairs, start=1):

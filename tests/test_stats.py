@@ -17,7 +17,9 @@ def test_summarize_a_textbook_sample():
 
 
 def test_summarize_known_mean_and_sample_std():
-    s = summarize([0.80, 0.82, 0.84])   # deviations -0.02, 0, +0.02: variance 0.0008 / 2, sd 0.02
+    """By hand: deviations from the mean 0.82 are -0.02, 0, +0.02; squares sum to 0.0008; over n - 1 = 2 that is
+    0.0004, whose root is 0.02 (the population std, over n = 3, would be 0.0163)."""
+    s = summarize([0.80, 0.82, 0.84])
     assert s["mean"] == pytest.approx(0.82) and s["std"] == pytest.approx(0.02)
     assert (s["n"], s["min"], s["max"]) == (3, 0.80, 0.84)
 

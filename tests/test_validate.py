@@ -11,16 +11,14 @@ from ch11 import params as params_mod
 from ch11.data.datasets import load_fashion_mnist
 from ch11.data.expectations import image_table, validate_arrays
 from ch11.params import SplitRows
-from tests.fixtures import (FASHION_MNIST_DIR, NO_DATA, PROJECT_ROOT, fashion_project, needs_fashion_mnist,
+from tests.fixtures import (FASHION_MNIST_DIR, PROJECT_ROOT, fashion_project, needs_fashion_mnist,
                             write_cifar_archive)
 from tests.helpers import digests, module
 
 
 @pytest.fixture(scope="module")
 def real():
-    """The real arrays, loaded once; tests copy only the array they damage (skipped without the data)."""
-    if not FASHION_MNIST_DIR.is_dir():
-        pytest.skip(NO_DATA)
+    """The real arrays, loaded once; tests copy only the array they damage (each marked needs_fashion_mnist)."""
     return load_fashion_mnist(FASHION_MNIST_DIR)
 
 
@@ -43,6 +41,7 @@ def failed(outcome, expectation: str, column: str | None = None, condition: str 
     return matches[0]
 
 
+@needs_fashion_mnist
 def test_real_fashion_mnist_passes(real, spec):
     outcome = validate_arrays(real, spec, name="fashion_mnist")
     assert outcome.success, outcome.message()
@@ -51,6 +50,7 @@ def test_real_fashion_mnist_passes(real, spec):
     assert outcome.rows == {"train": 60000, "test": 10000}
 
 
+@needs_fashion_mnist
 def test_label_out_of_range(real, spec):
     y = real["y_test"].copy()
     y[123] = 10
@@ -59,6 +59,7 @@ def test_label_out_of_range(real, spec):
     assert "1 of 70000 rows unexpected" in failure.observed and "[10]" in failure.observed
 
 
+@needs_fashion_mnist
 def test_pixel_above_255(real, spec):
     x = real["x_test"].astype(np.uint16)
     x[5, 14, 14] = 300
@@ -67,6 +68,7 @@ def test_pixel_above_255(real, spec):
     assert "'uint16'" in failed(outcome, "expect_column_values_to_be_in_set", "dtype").observed
 
 
+@needs_fashion_mnist
 def test_nan_pixel(real, spec):
     x = real["x_test"].astype(np.float32)
     x[7, 3, 4] = np.nan
@@ -82,6 +84,7 @@ def test_nan_pixel(real, spec):
         ("expect_column_values_to_be_between", "n_nan"), ("expect_column_values_to_be_in_set", "dtype")}
 
 
+@needs_fashion_mnist
 def test_missing_class(real, spec):
     keep = real["y_test"] != 3
     arrays = {**real, "x_test": real["x_test"][keep], "y_test": real["y_test"][keep]}
@@ -92,6 +95,7 @@ def test_missing_class(real, spec):
     assert "0.111111" in failed(outcome, "expect_column_values_to_be_between", "class_share").observed
 
 
+@needs_fashion_mnist
 def test_wrong_row_count(real, spec):
     arrays = {**real, "x_train": real["x_train"][10:], "y_train": real["y_train"][10:]}
     outcome = validate_arrays(arrays, spec)
@@ -100,6 +104,7 @@ def test_wrong_row_count(real, spec):
     assert len(outcome.failures) == 1
 
 
+@needs_fashion_mnist
 def test_blank_image_breaks_mean_and_std_bounds(real, spec):
     x = real["x_train"].copy()
     x[42] = 0
@@ -124,6 +129,7 @@ def run_stage(project, dataset="fashion_mnist"):
     return module(project, "stages.validate", dataset, timeout=300)
 
 
+@needs_fashion_mnist
 def test_stage_writes_splits_metrics_and_docs(tmp_path, real):
     project = fashion_project(tmp_path / "project")
     proc = run_stage(project)
