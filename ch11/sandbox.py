@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from ch11.params import RUN_GROUPS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SMOKE_LIMITS = {"max_epochs": 1, "max_train_samples": 1000, "max_eval_samples": 500}
 OUTPUT_DIRS = ("data", "models", "metrics", "reports", ".checkpoints")
@@ -16,7 +18,7 @@ OUTPUT_DIRS = ("data", "models", "metrics", "reports", ".checkpoints")
 def with_seeds(params: dict, seeds: list[int]) -> dict:
     """``params`` with ``seeds`` for every run: ``defaults.seeds`` set, the lists of runs and templates dropped."""
     entries = [*params.get("templates", {}).values(), *params["templates"].get("cifar10_runs", {}).values()]
-    for group in ("runs", "transfer_runs", "cifar_runs"):
+    for group in RUN_GROUPS:
         entries += params.get(group, {}).values()
     for entry in entries:
         if isinstance(entry, dict):
@@ -42,7 +44,7 @@ def project_copy(root: Path, runs: list[str] | None = None, seeds: list[int] = (
     params = with_seeds(yaml.safe_load((root / "params.yaml").read_text()), seeds)
     params["limits"] = dict(SMOKE_LIMITS if limits is None else limits)
     if runs is not None:
-        for group in ("runs", "transfer_runs", "cifar_runs"):
+        for group in RUN_GROUPS:
             params[group] = {k: v for k, v in params.get(group, {}).items() if k in runs}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
