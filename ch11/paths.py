@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the folder holding dvc.yaml (the paths below are relative to it)
 DATA = Path("data")
 MODELS = Path("models")
 METRICS = Path("metrics")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
+from ch11.paths import PROJECT_ROOT
 from ch11.params import RUN_GROUPS
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SMOKE_LIMITS = {"max_epochs": 1, "max_train_samples": 1000, "max_eval_samples": 500}
 OUTPUT_DIRS = ("data", "models", "metrics", "reports", ".checkpoints")
 

@@ -81,6 +81,7 @@ from prefect import flow, get_run_logger  # noqa: E402 - after the setting above
 from prefect.states import Failed, State  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
+from ch11.paths import PROJECT_ROOT  # noqa: E402
 from flows import stopping  # noqa: E402
 from flows.artifacts import publish_artifacts  # noqa: E402
 from flows.dvc_adapter import DvcAdapter  # noqa: E402
@@ -88,7 +89,6 @@ from flows.estimates import cost_line, recorded_seconds, seed_times, training_ru
 from flows.host import cpu_cores, visible_gpus  # noqa: E402
 from flows.scheduler import STOP, Scheduler, StageFailed, stop_commands  # noqa: E402
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Trainings per GPU. Measured by the team on one H200 with Keras-JAX (team notes, outside this repository):
 # 8 production-MLP trainings at once ran at 2.2-2.9 s/epoch each vs 1.4 s alone, ~4.7x the throughput of one.
 PER_GPU = 8

@@ -19,10 +19,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ch11.paths import PROJECT_ROOT
 from ch11.errors import PipelineError, run_main
 from flows.dvc_adapter import DvcAdapter, collect_targets
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def record_unchanged(root: Path, targets: list[str], accept_params: bool = False) -> tuple[list[str], dict[str, str]]:

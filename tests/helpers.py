@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ch11.sandbox import PROJECT_ROOT  # the one definition of the project root, for every test
+from ch11.paths import PROJECT_ROOT  # the one definition of the project root, for every test
 
 BIN = Path(sys.executable).parent
 # The flow tests: two tiny runs, one seed, smoke limits, up to aggregate@ (download, validate, 2 x train, 2 x
