@@ -36,6 +36,19 @@ def test_two_runs_over_shared_seeds_are_the_paired_t_test():
     assert est.ci(0.95) == pytest.approx(tuple(paired.confidence_interval(0.95)))
 
 
+
+def test_a_second_reading_of_the_same_models_stays_out_of_the_experiments_model():
+    """MC dropout reads a's models again: a − b is still the paired t-test of a and b, and the reading is paired
+    with its own models."""
+    a = RNG.normal(88, 1, 10)
+    b, mc = a - 0.3 + RNG.normal(0, 0.4, 10), a + RNG.normal(0, 0.05, 10)
+    data = {("a", "acc"): column(a), ("b", "acc"): column(b), ("a", "mc_acc"): column(mc)}
+    plain, again = ("a", "acc", "b", "acc"), ("a", "mc_acc", "a", "acc")
+    found = inf.infer({plain: 11, again: 11}, set(), {plain, again}, lambda run, read, _: data[(run, read)])
+    for key, (x, y) in ((plain, (a, b)), (again, (mc, a))):
+        est, paired = found[key][0], sps.ttest_rel(x, y)
+        assert est.p() == pytest.approx(paired.pvalue) and est.df == pytest.approx(9), key
+
 def long_table(columns: dict[str, dict[int, float]]) -> pd.DataFrame:
     return pd.DataFrame([(run, seed, y) for run, c in columns.items() for seed, y in c.items()],
                         columns=["run", "seed", "y"])

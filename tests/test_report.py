@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from ch11.errors import PipelineError
 from ch11.report import claims
 from tests.helpers import PROJECT_ROOT
 from tests.report_project import PNG_MAGIC, SPECS, claims_table, effects_table, make_project, \
@@ -147,3 +148,15 @@ def test_figures_exist_and_are_png(report):
     text = (report / "results.md").read_text()
     for name in names:
         assert f"(figures/{name})" in text
+
+
+def test_a_comparison_stated_both_ways_round_is_refused(tmp_path):
+    """a − b and b − a are one comparison: stated both ways it would be estimated, adjusted and shown twice."""
+    raw = yaml.safe_load(claims.CLAIMS_PATH.read_text(encoding="utf-8"))
+    first = raw["effects"][0]
+    raw["effects"].append({**first, "a": first["b"], "b": first["a"], "label": "the same, reversed"})
+    path = tmp_path / "claims.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PipelineError, match="is stated both ways round"):
+        claims.load(path)
+    assert claims.stated_both_ways(claims.load()) is None

@@ -48,6 +48,17 @@ def test_claim_verdicts_are_one_word_per_configuration_and_mirror_symmetric():
     assert seen == set(v.CLAIM_VERDICTS)
 
 
+
+@pytest.mark.parametrize("lo, hi, decimals", [
+    (0.31, 0.62, 2), (0.0, 0.5, 2),                      # on an edge, or clear of every edge: two decimals
+    (0.0021, 0.62, 3), (-0.4996, 0.2, 4), (0.1, -0.0049, 3)])   # two would print 0.00 / -0.50: more
+def test_a_bound_is_printed_on_its_own_side_of_each_edge(lo, hi, decimals):
+    edges = (0.0, DELTA, -DELTA)
+    assert v.decimals_to_show(lo, hi, edges) == decimals
+    for x in (lo, hi):   # printed with that many decimals, each bound reads on the side it lies on
+        shown = float(f"{x:.{decimals}f}")
+        assert all((shown > e) == (x > e) and (shown < e) == (x < e) for e in edges)
+
 def test_value_in_and_out_of_the_prediction_interval():
     vals = [88.1, 88.4, 87.9, 88.6, 88.2]
     assert v.value_verdict(vals, 88.3) == v.IN_RANGE

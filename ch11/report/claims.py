@@ -98,6 +98,21 @@ def load(path: Path = CLAIMS_PATH) -> Claims:
     except (OSError, yaml.YAMLError) as exc:
         raise PipelineError(f"cannot read the write-up's claims from {path}: {exc}") from exc
     try:
-        return Claims.model_validate(raw)
+        claims = Claims.model_validate(raw)
     except ValidationError as exc:
         raise PipelineError(describe(exc, str(path), fix=f"Fix {path.name} and rerun.")) from exc
+    if twice := stated_both_ways(claims):
+        a, b, metric = twice
+        raise PipelineError(f"{path}: {a} − {b} ({metric}) is stated both ways round, as {a} − {b} and "
+                            f"as {b} − {a}; a − b and b − a are one comparison, which would be estimated, adjusted "
+                            "and shown twice. State it one way in effects and comparisons (a claim of the other sign: "
+                            f"sign '-' and a negative size) in {path.name} and rerun.")
+    return claims
+
+
+def stated_both_ways(claims: Claims) -> tuple[str, str, str] | None:
+    """(a, b, metric) of a comparison that effects or comparisons state as a − b and as b − a, if any."""
+    stated = [*claims.effects, *(c for e in claims.experiments.values() for c in e.comparisons)]
+    pairs = {(i.a, getattr(i, "a_metric", None) or i.metric, i.b, i.metric) for i in stated if i.a != i.b}
+    twice = sorted((a, b, metric) for a, read, b, metric in pairs if (b, metric, a, read) in pairs and a < b)
+    return twice[0] if twice else None

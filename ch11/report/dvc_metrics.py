@@ -53,9 +53,10 @@ def significant(value: float | None, digits: int = 2) -> float | None:
 
 
 def effect_metrics(rows: list[dict]) -> dict[str, dict]:
-    """Effect id -> its metrics file's content: diff and CI in points (2 decimals), adjusted p (2 significant
-    digits), reading, family; a missing number (a diverged run) is left out. Each row needs ``id`` (unique,
-    a file name: letters, digits, ``_.-``) and the keys of EFFECT_KEYS."""
+    """Effect id -> its metrics file's content: diff and CI in points (2 decimals; the row's ``ci_decimals`` where a
+    bound would round onto an edge of its word), adjusted p (2 significant digits), reading, family; a missing
+    number (a diverged run) is left out. Each row needs ``id`` (unique, a file name: letters, digits, ``_.-``) and
+    the keys of EFFECT_KEYS."""
     files = {}
     for row in rows:
         missing = [key for key in ("id", *EFFECT_KEYS) if key not in row]
@@ -67,7 +68,9 @@ def effect_metrics(rows: list[dict]) -> dict[str, dict]:
             problem = "appears twice" if effect_id in files else "is not a safe file name"
             raise PipelineError(f"effect id {effect_id!r} {problem}: ids name metrics/<dataset>/effects/<id>.json, "
                                 "so they must be unique and use only letters, digits and _.-")
-        numbers = {key: None if row[key] is None else round(row[key], 2) for key in ("diff", "ci_low", "ci_high")}
+        decimals = row.get("ci_decimals", 2)
+        numbers = {key: None if row[key] is None else round(row[key], decimals)
+                   for key in ("diff", "ci_low", "ci_high")}
         metrics = {**numbers, "p_adj": significant(row["p_adj"]), "reading": row["reading"], "family": row["family"]}
         files[effect_id] = {key: value for key, value in metrics.items() if value is not None}
     return files

@@ -166,12 +166,13 @@ def scale_of(metric: str) -> float:
 
 def numbers(key: inf.Key, est: inf.Estimate | None, adjusted: inf.Adjusted | None, delta: float) -> dict:
     """One comparison's numbers as every table shows them (None fields when it cannot be computed)."""
-    out = {"id": slug(key), **dict.fromkeys(("family", "diff", "ci_low", "ci_high", "ci_level", "n", "p", "p_adj",
-                                             "model", "seeds_needed"))}
+    out = {"id": slug(key), "ci_decimals": 2, **dict.fromkeys(("family", "diff", "ci_low", "ci_high", "ci_level", "n",
+                                                                  "p", "p_adj", "model", "seeds_needed"))}
     if est is not None and adjusted is not None:
         out.update(family=adjusted.family, diff=round(est.diff, 4), ci_low=round(adjusted.ci_low, 4),
                    ci_high=round(adjusted.ci_high, 4), ci_level=round(adjusted.level, 5), n=est.n, p=est.p(),
                    p_adj=adjusted.p_adj, model="seed-blocked" if est.blocked else "Welch")
+        out["ci_decimals"] = v.decimals_to_show(out["ci_low"], out["ci_high"], (0.0, delta, -delta))
         if abs(est.diff) >= delta and adjusted.ci_low <= 0 <= adjusted.ci_high:
             out["seeds_needed"] = inf.seeds_to_resolve(est, adjusted.level, est.diff)
     return out
@@ -212,13 +213,17 @@ def notes_for(a: RunData, b: RunData) -> list[str]:
     return notes
 
 
+def rules_note(a: RunData, b: RunData) -> list[str]:
+    """The rule column shows a's rule; b's where it differs."""
+    return [f"rules differ: `{b.name}` {b.rule}"] if a.rule != b.rule else []
+
+
 def effect_row(item: Effect, runs: dict[str, RunData], shared: dict, delta: float) -> dict:
     a, b = runs[item.a], runs[item.b]
     row = {"exp": item.exp, "label": item.label, "a": item.a, "b": item.b, "metric": item.metric,
            "a_metric": item.a_metric, "claim": item.claim, "notes": notes_for(a, b),
            **qualifiers(runs, item.a, item.b, item.metric), **shared}
-    if a.rule != b.rule:
-        row["notes"].append(f"rules differ: `{b.name}` {b.rule}")
+    row["notes"] += rules_note(a, b)
     if row["seeds_needed"]:
         row["notes"].append(f"~{row['seeds_needed']} seeds would resolve it at this spread")
     if len(a.diverged()) * 2 >= len(a.seeds) > 0 and not b.diverged():
@@ -253,7 +258,10 @@ def comparison_row(item: Comparison, why: str, runs: dict[str, RunData], labels:
     """A claim of the write-up judged; one the data cannot test (``why``) shows its numbers without a p-value."""
     row = {"claim": f"{labels[item.a]} − {labels[item.b]}", "a": item.a, "b": item.b, "metric": item.metric,
            "sign": item.sign, "size": item.size, "note": item.note, "why": why,
-           **qualifiers(runs, item.a, item.b, item.metric), **shared}
+           "notes": rules_note(runs[item.a], runs[item.b]), **qualifiers(runs, item.a, item.b, item.metric), **shared}
+    if item.size is not None and row["diff"] is not None:
+        edges = (0.0, delta, -delta, item.size, -item.size)
+        row["ci_decimals"] = v.decimals_to_show(row["ci_low"], row["ci_high"], edges)
     if why:
         row.update(p=None, p_adj=None)
     row["verdict"] = v.NOT_TESTED if why or row["diff"] is None else v.claim_verdict(

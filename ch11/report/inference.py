@@ -5,7 +5,8 @@ Model, per experiment and metric, over every run (column) the experiment compare
 The seed is a block (it fixes the data order, and the initial weights where architectures match). The effect
 a - b is the least-squares contrast alpha[a] - alpha[b]; its variance uses each run's own residual spread (its
 residual sum of squares over its share of the residual degrees of freedom), with Satterthwaite's degrees of
-freedom. Runs that share fewer than 2 seeds are compared by Welch's test (the same estimator without the seed term).
+freedom. Runs that share fewer than 2 seeds are compared by Welch's test (the same estimator without the seed term);
+MC dropout against the same models' plain inference is paired over their seeds, outside the model.
 Families: the write-up's claims are confirmatory (Bonferroni: simultaneous CIs at 1 - alpha/m, p x m); every
 other comparison is exploratory (Benjamini-Hochberg FDR, with Benjamini-Yekutieli FCR-adjusted CIs at
 1 - R alpha/m, R = the number selected). Either way a CI excludes 0 exactly when its adjusted p < alpha.
@@ -153,17 +154,19 @@ def infer(keys: dict[Key, Hashable], confirmatory: set[Key], exploratory: set[Ke
     """The whole procedure: every comparison in ``keys`` (key -> its experiment) estimated in one seed-blocked model
     per (experiment, metric) over every run the experiment compares on that metric, then adjusted within its family
     (keys in neither family are estimated, not adjusted). ``values(run, read, metric)``: seed -> value. The same
-    models read two ways (MC dropout: a == b) are paired over their own seeds, not the experiment's block."""
+    models read two ways (MC dropout: a == b) are paired over their own seeds and stay out of the experiment's
+    model: a second reading of the same models is not another run, and would count their seed effects twice."""
     found = {}
     for exp, metric in dict.fromkeys((e, k[3]) for k, e in keys.items()):
         mine = [k for k, e in keys.items() if (e, k[3]) == (exp, metric)]
         columns = {(run, read): values(run, read, metric)
                    for a, a_read, b, _ in mine for run, read in ((a, a_read), (b, metric))}
-        model = BlockModel(columns)
+        runs = {s: columns[s] for a, a_read, b, _ in mine if a != b for s in ((a, a_read), (b, metric))}
+        model = BlockModel(runs) if runs else None
         for a, a_read, b, _ in mine:
             sides = (a, a_read), (b, metric)
             found[(a, a_read, b, metric)] = (estimate({s: columns[s] for s in sides}, *sides) if a == b
-                                             else estimate(columns, *sides, model))
+                                             else estimate(runs, *sides, model))
     adjusted = {}
     for family, members in ((CONFIRMATORY, confirmatory), (EXPLORATORY, exploratory)):
         adjusted |= adjust({k: found[k] for k in keys if k in members and found[k]}, family)

@@ -29,8 +29,12 @@ def tally(rows: list[dict], key: str, order) -> str:
 
 
 def interval(row: dict) -> str:
-    """A difference and its CI, '+1.23 [+0.50, +1.96]'."""
-    return "—" if row["diff"] is None else f"{row['diff']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+    """A difference and its CI, '+1.23 [+0.50, +1.96]', with more decimals where two would print a bound on an edge
+    its word is defined on (verdicts.decimals_to_show)."""
+    if row["diff"] is None:
+        return "—"
+    d = row["ci_decimals"]
+    return f"{row['diff']:+.{d}f} [{row['ci_low']:+.{d}f}, {row['ci_high']:+.{d}f}]"
 
 
 def metric_suffix(row: dict) -> str:
@@ -86,8 +90,7 @@ def experiment(number: int, exp, runs: dict[str, fd.RunData], figures: list[dict
     return {"number": number, "exp": exp, "figures": figures,
             "runs": [f"{exp.runs[r.name]} (`{r.name}`, {len(r.seeds)} seeds, {r.rule}"
                      + (f", {len(r.diverged())} diverged" if r.diverged() else "") + ")" for r in present],
-            "still": [f"`{n}` (criterion met in {k} of {t} seeds)" for n, (k, t) in converged.items()
-                      if t and k * 2 <= t],
+            "still": [f"`{n}` (criterion met in {k} of {t} seeds)" for n, (k, t) in converged.items() if k < t],
             "clipped": [f"`{r.name}` in {percent(share[0])} of its steps" for r in present
                         if (share := r.clip_share())],
             "acted": [f"`{r.name}` in {r.lr_acted()} of {len(r.seeds)} seeds" for r in present
@@ -96,11 +99,11 @@ def experiment(number: int, exp, runs: dict[str, fd.RunData], figures: list[dict
 
 def mean_std(run: fd.RunData, metric: str, unit: str) -> str:
     """A summary-table cell: mean ± std over the seeds that did not diverge."""
-    s = summarize([x for seed, x in run.values(metric).items() if seed not in run.diverged()])
-    d, scale = fd.DECIMALS[unit], fd.SCALE[unit]
+    s = summarize([x for seed, x in run.values(metric, fd.SCALE[unit]).items() if seed not in run.diverged()])
+    d = fd.DECIMALS[unit]
     if not s["n"]:
         return "—"
-    return f"{s['mean'] * scale:.{d}f}" + (f" ± {s['std'] * scale:.{d}f}" if s["std"] else "")
+    return f"{s['mean']:.{d}f}" + (f" ± {s['std']:.{d}f}" if s["std"] else "")
 
 
 def seed_span(seeds) -> str:
@@ -128,7 +131,7 @@ def claim_record(r: dict, exps: dict[int, str]) -> dict:
     return {"exp.": exps[r["exp"]], "claim": r["claim"] + metric_suffix(r), "the write-up": claimed_cell(r),
             "ours: Δ [adjusted CI]": interval(r), "n": r["n"] or "—", "p (adj.)": p_cell(r["p_adj"]),
             "rule": r["rule"], "converged": converged_cell(r), "verdict": f"**{r['verdict']}**",
-            "note": "; ".join(x for x in (r["note"], r["why"]) if x)}
+            "note": "; ".join(x for x in (r["note"], r["why"], *r["notes"]) if x)}
 
 
 def effect_groups(effects: list[dict], exps: dict[int, str]) -> list[dict]:
@@ -153,7 +156,7 @@ def answer(found: dict) -> list[str]:
     delta = f"±{found['delta']:g}"
     return [
         f"**Helps** final test accuracy (adjusted CI above 0; Δ in points): {listed(helps) or 'nothing'}.",
-        f"**Hurts**: {listed(hurts) or 'nothing'}" + (f"; {', '.join(diverges)}: diverges" if diverges else "") + ".",
+        f"**Hurts**: {listed(hurts) or 'nothing'}." + (f" **Diverges**: {', '.join(diverges)}." if diverges else ""),
         f"**No measurable difference** (CI inside {delta} pts): {listed(same) or 'none'}.",
         f"**Still open** (CI holds 0 and reaches past {delta}): {len(still)}" + (
             f"; estimated at {delta} pts or more: " + "; ".join(

@@ -32,6 +32,15 @@ def effect_reading(lo: float, hi: float, delta: float) -> str:
     return NO_EFFECT if within else UNRESOLVED
 
 
+def decimals_to_show(lo: float, hi: float, edges: tuple[float, ...], decimals: int = 2) -> int:
+    """Decimals that print the CI [lo, hi] on its own side of each edge its word is defined on (0, ±delta, a
+    claimed size): 2, more where rounding would print a bound on an edge it does not lie on (at most 4, the
+    precision findings keep)."""
+    while decimals < 4 and any(x not in edges and round(x, decimals) in edges for x in (lo, hi)):
+        decimals += 1
+    return decimals
+
+
 def claim_verdict(lo: float, hi: float, sign: int, size: float | None, delta: float) -> str:
     """A claim 'the difference has sign ``sign`` (and size ``size``)' against our adjusted CI [lo, hi]. With the
     claimed direction counted positive: CI above 0 -> supported (the size inside, or no size claimed), smaller /
