@@ -1,15 +1,17 @@
-"""The docs' figures are the committed files' (issue 29: docs that cannot drift silently). A count or time the
-README or docs/ quote from params.yaml, the timing files, dvc.lock or another doc is recomputed here: from
-today's files, or, for a past measurement, from the files of the commit the sentence names (skipped where this
-clone lacks that history). Every relative link and anchor resolves. A re-run that moves a figure fails here
+"""The docs' figures are the committed files' (issue 29: docs that cannot drift silently). A count, time or spread the
+README or docs/ quote from params.yaml, the timing, eval or history files, dvc.lock or another doc is recomputed
+here: from today's files, or, for a past measurement, from the files of the commit the sentence names (skipped where
+this clone lacks that history). Every relative link and anchor resolves. A re-run that moves a figure fails here
 until the docs follow; the results' quotes are tests/test_readme.py's."""
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -133,6 +135,26 @@ def test_the_readmes_edit_latency_is_performance_mds_sittings():
     two_workers = [int(two) / 60 for _, two, _ in sittings]
     assert len(sittings) == 3 and minutes.groups() == (f"{min(two_workers):.0f}", f"{max(two_workers):.0f}")
     assert sorted(ratios.groups()) == sorted(ratio for _, _, ratio in sittings)
+
+
+def mean_validation_curve(run: str) -> list[float]:
+    """``run``'s validation accuracy per epoch in points, the mean over its seeds' committed histories."""
+    histories = [list(csv.DictReader(path.open(encoding="utf-8")))
+                 for path in (PROJECT_ROOT / "metrics" / "fashion_mnist" / "train" / run).glob("history-*.csv")]
+    epochs = min(map(len, histories))
+    return [100 * float(np.mean([float(h[e]["val_accuracy"]) for h in histories])) for e in range(epochs)]
+
+
+def test_the_write_ups_level_sits_on_the_mean_validation_curves_differences_md_quotes():
+    said = quoted(r"The write-up's ([\d.]+) % \(and its ELU ([\d.]+)\) lies on our mean validation curves between "
+                  r"epochs 1 and 2 \(mean over seeds after epochs 1 and 2: ([^;]+);.*?its SELU ([\d.]+) does not "
+                  r"\(`(\w+)` is at ([\d.]+) after epoch 1\)", PROJECT_ROOT / "docs" / "differences.md")
+    curves = re.findall(r"`(\w+)` ([\d.]+) → ([\d.]+)", said[3])
+    assert len(curves) == 2
+    for (run, first, second), write_up in zip(curves, (said[1], said[2])):
+        assert [first, second] == [f"{v:.2f}" for v in mean_validation_curve(run)[:2]], run
+        assert float(first) < float(write_up) < float(second), run
+    assert said[6] == f"{mean_validation_curve(said[5])[0]:.2f}" and float(said[6]) > float(said[4])
 
 
 def anchors(markdown: Path) -> set[str]:
