@@ -137,6 +137,26 @@ def test_the_readmes_edit_latency_is_performance_mds_sittings():
     assert sorted(ratios.groups()) == sorted(ratio for _, _, ratio in sittings)
 
 
+def seed_accuracy(run: str) -> dict[str, float]:
+    """``run``'s test accuracy per seed, in points (its committed eval file)."""
+    seeds = json.loads((PROJECT_ROOT / "metrics" / "fashion_mnist" / "eval" / f"{run}.json").read_text())["per_seed"]
+    return {seed: 100 * value["test_accuracy"] for seed, value in seeds.items()}
+
+
+def test_the_spreads_statistics_md_quotes_are_the_eval_files():
+    said = quoted(r"`(\w+)`'s standard deviation is ([\d.]+) points, `(\w+)`'s ([\d.]+),.*?over their seeds, "
+                  r"`(\w+)`'s test accuracy correlates with `(\w+)`'s at ([\d.]+), `(\w+)`'s at ([\d.]+)\)",
+                  PROJECT_ROOT / "docs" / "statistics.md")
+    noisy, quiet, control = seed_accuracy(said[1]), seed_accuracy(said[3]), seed_accuracy(said[6])
+    close, loose = seed_accuracy(said[5]), seed_accuracy(said[8])
+    assert said[2] == f"{np.std(list(noisy.values()), ddof=1):.2f}" and float(said[2]) > float(said[4])
+    assert said[4] == f"{np.std(list(quiet.values()), ddof=1):.2f}"
+    for run, correlation in ((close, said[7]), (loose, said[9])):
+        seeds = sorted(run.keys() & control.keys())
+        assert f"{np.corrcoef([run[s] for s in seeds], [control[s] for s in seeds])[0, 1]:.2f}" == correlation
+    assert float(said[7]) > float(said[9])
+
+
 def mean_validation_curve(run: str) -> list[float]:
     """``run``'s validation accuracy per epoch in points, the mean over its seeds' committed histories."""
     histories = [list(csv.DictReader(path.open(encoding="utf-8")))
