@@ -124,6 +124,17 @@ def test_a_cost_estimated_from_a_runs_seed_times_is_its_timing_files():
     assert round(int(said[2]) * sum(times) / len(times) / 60) == int(said[1])
 
 
+def test_a_runs_cost_quoted_at_a_commit_is_that_commits_timing_file():
+    said = [found for doc in DOCS for found in re.findall(
+        r"(\d+) seeds of (\d+)-(\d+) s, ([\d,]+) s in all \(`metrics/fashion_mnist/timing/(\w+)\.json`, "
+        r"([0-9a-f]{7,40})[,)]", text(doc))]
+    assert len(said) >= 3
+    for *numbers, run, commit in said:
+        times = timing_at(commit)[run]
+        assert numbers == [str(len(times)), f"{min(times):.0f}", f"{max(times):.0f}", f"{sum(times):,.0f}"], \
+            f"{run} at {commit}"
+
+
 def test_the_readmes_edit_latency_is_performance_mds_sittings():
     sittings = re.findall(r"\*\*(\d+) s vs (\d+) s: (0\.\d+)×\*\*", text(PROJECT_ROOT / "docs" / "performance.md"))
     assert all(f"{int(two) / int(one):.2f}" == ratio for one, two, ratio in sittings)
