@@ -1,15 +1,17 @@
-"""The docs' figures are the committed files' (issue 29: docs that cannot drift silently). A count or time the
-README or docs/ quote from params.yaml, the timing files, dvc.lock or another doc is recomputed here: from
-today's files, or, for a past measurement, from the files of the commit the sentence names (skipped where this
-clone lacks that history). Every relative link and anchor resolves. A re-run that moves a figure fails here
+"""The docs' figures are the committed files' (issue 29: docs that cannot drift silently). A count, time or spread the
+README or docs/ quote from params.yaml, the timing, eval or history files, dvc.lock or another doc is recomputed
+here: from today's files, or, for a past measurement, from the files of the commit the sentence names (skipped where
+this clone lacks that history). Every relative link and anchor resolves. A re-run that moves a figure fails here
 until the docs follow; the results' quotes are tests/test_readme.py's."""
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -54,16 +56,25 @@ def timing_at(commit: str) -> dict[str, list[float]]:
             for name in names}
 
 
+def sittings() -> list[tuple[int, int, str]]:
+    """performance.md's edit-latency sittings: (serial s, 2 workers s, their printed ratio)."""
+    return [(int(one), int(two), ratio) for one, two, ratio in
+            re.findall(r"\*\*(\d+) s vs (\d+) s: (0\.\d+)×\*\*", text(PROJECT_ROOT / "docs" / "performance.md"))]
+
+
 def test_the_readmes_study_cost_is_params_yaml_and_the_timing_files():
     p, runs = study()
     times = seed_times(PROJECT_ROOT)
     assert [run for run in runs if run not in times] == [], "runs without a timing file: the cost is unknown"
     hours = sum(sum(times[run]) for run in runs) / 3600
+    ratios = [two / one for one, two, _ in sittings()]
     cost = quoted(r"trains everything: (\d+) trainings, (\d+) seeds, \*\*~([\d.]+) h of training by the recorded "
-                  r"timings \(`metrics/fashion_mnist/timing/`\), ~([\d.]+) h wall with two seeds at once\*\*",
+                  r"timings \(`metrics/fashion_mnist/timing/`\), ~([\d.]+)-([\d.]+) h wall with two seeds at once\*\* "
+                  r"\(the sum × ([\d.]+)-([\d.]+), the share of the serial time two at once took",
                   PROJECT_ROOT / "README.md")
-    assert cost.groups() == (str(len(runs)), str(sum(len(p.seeds_of(run)) for run in runs)), f"{hours:.1f}",
-                             f"{hours / 2:.1f}")
+    assert len(ratios) == 3 and cost.groups() == (
+        str(len(runs)), str(sum(len(p.seeds_of(run)) for run in runs)), f"{hours:.1f}",
+        f"{hours * min(ratios):.1f}", f"{hours * max(ratios):.1f}", f"{min(ratios):.2f}", f"{max(ratios):.2f}")
 
 
 def test_a_timing_sum_quoted_at_a_commit_is_that_commits_timing_files():
@@ -122,17 +133,68 @@ def test_a_cost_estimated_from_a_runs_seed_times_is_its_timing_files():
     assert round(int(said[2]) * sum(times) / len(times) / 60) == int(said[1])
 
 
+def test_a_runs_cost_quoted_at_a_commit_is_that_commits_timing_file():
+    said = [found for doc in DOCS for found in re.findall(
+        r"(\d+) seeds of (\d+)-(\d+) s, ([\d,]+) s in all \(`metrics/fashion_mnist/timing/(\w+)\.json`, "
+        r"([0-9a-f]{7,40})[,)]", text(doc))]
+    assert len(said) >= 3
+    for *numbers, run, commit in said:
+        times = timing_at(commit)[run]
+        assert numbers == [str(len(times)), f"{min(times):.0f}", f"{max(times):.0f}", f"{sum(times):,.0f}"], \
+            f"{run} at {commit}"
+
+
 def test_the_readmes_edit_latency_is_performance_mds_sittings():
-    sittings = re.findall(r"\*\*(\d+) s vs (\d+) s: (0\.\d+)×\*\*", text(PROJECT_ROOT / "docs" / "performance.md"))
-    assert all(f"{int(two) / int(one):.2f}" == ratio for one, two, ratio in sittings)
+    measured = sittings()
+    assert all(f"{two / one:.2f}" == ratio for one, two, ratio in measured)
     readme = PROJECT_ROOT / "README.md"
     minutes = quoted(r"`e04_elu` alone \(10 seeds; (\d+)-(\d+) min with 2 workers on a 2-core VM in three sittings",
                      readme)
     ratios = quoted(r"took ([\d.]+)×, ([\d.]+)× and ([\d.]+)× the serial time with 2 workers in three sittings",
                     readme)
-    two_workers = [int(two) / 60 for _, two, _ in sittings]
-    assert len(sittings) == 3 and minutes.groups() == (f"{min(two_workers):.0f}", f"{max(two_workers):.0f}")
-    assert sorted(ratios.groups()) == sorted(ratio for _, _, ratio in sittings)
+    two_workers = [two / 60 for _, two, _ in measured]
+    assert len(measured) == 3 and minutes.groups() == (f"{min(two_workers):.0f}", f"{max(two_workers):.0f}")
+    assert sorted(ratios.groups()) == sorted(ratio for _, _, ratio in measured)
+
+
+def seed_accuracy(run: str) -> dict[str, float]:
+    """``run``'s test accuracy per seed, in points (its committed eval file)."""
+    seeds = json.loads((PROJECT_ROOT / "metrics" / "fashion_mnist" / "eval" / f"{run}.json").read_text())["per_seed"]
+    return {seed: 100 * value["test_accuracy"] for seed, value in seeds.items()}
+
+
+def test_the_spreads_statistics_md_quotes_are_the_eval_files():
+    said = quoted(r"`(\w+)`'s standard deviation is ([\d.]+) points, `(\w+)`'s ([\d.]+),.*?over their seeds, "
+                  r"`(\w+)`'s test accuracy correlates with `(\w+)`'s at ([\d.]+), `(\w+)`'s at ([\d.]+)\)",
+                  PROJECT_ROOT / "docs" / "statistics.md")
+    noisy, quiet, control = seed_accuracy(said[1]), seed_accuracy(said[3]), seed_accuracy(said[6])
+    close, loose = seed_accuracy(said[5]), seed_accuracy(said[8])
+    assert said[2] == f"{np.std(list(noisy.values()), ddof=1):.2f}" and float(said[2]) > float(said[4])
+    assert said[4] == f"{np.std(list(quiet.values()), ddof=1):.2f}"
+    for run, correlation in ((close, said[7]), (loose, said[9])):
+        seeds = sorted(run.keys() & control.keys())
+        assert f"{np.corrcoef([run[s] for s in seeds], [control[s] for s in seeds])[0, 1]:.2f}" == correlation
+    assert float(said[7]) > float(said[9])
+
+
+def mean_validation_curve(run: str) -> list[float]:
+    """``run``'s validation accuracy per epoch in points, the mean over its seeds' committed histories."""
+    histories = [list(csv.DictReader(path.open(encoding="utf-8")))
+                 for path in (PROJECT_ROOT / "metrics" / "fashion_mnist" / "train" / run).glob("history-*.csv")]
+    epochs = min(map(len, histories))
+    return [100 * float(np.mean([float(h[e]["val_accuracy"]) for h in histories])) for e in range(epochs)]
+
+
+def test_the_write_ups_level_sits_on_the_mean_validation_curves_differences_md_quotes():
+    said = quoted(r"The write-up's ([\d.]+) % \(and its ELU ([\d.]+)\) lies on our mean validation curves between "
+                  r"epochs 1 and 2 \(mean over seeds after epochs 1 and 2: ([^;]+);.*?its SELU ([\d.]+) does not "
+                  r"\(`(\w+)` is at ([\d.]+) after epoch 1\)", PROJECT_ROOT / "docs" / "differences.md")
+    curves = re.findall(r"`(\w+)` ([\d.]+) → ([\d.]+)", said[3])
+    assert len(curves) == 2
+    for (run, first, second), write_up in zip(curves, (said[1], said[2])):
+        assert [first, second] == [f"{v:.2f}" for v in mean_validation_curve(run)[:2]], run
+        assert float(first) < float(write_up) < float(second), run
+    assert said[6] == f"{mean_validation_curve(said[5])[0]:.2f}" and float(said[6]) > float(said[4])
 
 
 def anchors(markdown: Path) -> set[str]:
