@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ch11.report import claims as claims_mod, inference as inf
+from ch11.report import claims as claims_mod, inference as inf, verdicts as v
 from ch11.report.findings import design, load_run, scale_of
 from ch11.report.stats import runs_of, summarize
 
@@ -50,6 +50,7 @@ class Rates:
     fwer_confirmatory: float     # share of studies with any confirmatory error
     fdr_exploratory: float       # mean share of errors among the exploratory CIs that exclude 0
     power: float                 # share of comparisons with |true difference| >= delta resolved the right way
+    false_no_effect: float       # share of those read "no effect" (a CI inside ±delta: not a controlled rate)
 
     def mc_error(self, rate: float) -> float:
         """Monte-Carlo standard error of a rate estimated from ``reps`` studies."""
@@ -64,7 +65,7 @@ def simulate(d: Design, reps: int, null: bool, delta: float, seed: int = 0) -> R
     follows = {c: i % 2 == 0 for i, c in enumerate(cols)}    # every other column follows the seed effect
     truth = {k: 0.0 if null else d.mean[(k[0], k[1], k[3])] - d.mean[(k[2], k[3], k[3])] for k in d.keys}
     seeds = sorted({s for c in cols for s in d.seeds[c]})
-    fw, fdr, hits, chances = 0, 0.0, 0, 0
+    fw, fdr, hits, missed, chances = 0, 0.0, 0, 0, 0
     for _ in range(reps):
         block = {m: dict(zip(seeds, rng.standard_normal(len(seeds)))) for m in {c[2] for c in cols}}
         draws = {}
@@ -85,4 +86,5 @@ def simulate(d: Design, reps: int, null: bool, delta: float, seed: int = 0) -> R
             if a is not None and abs(truth[k]) >= delta:
                 chances += 1
                 hits += (a.ci_low > 0) if truth[k] > 0 else (a.ci_high < 0)
-    return Rates(reps, fw / reps, fdr / reps, hits / chances if chances else math.nan)
+                missed += v.effect_reading(a.ci_low, a.ci_high, delta) == v.NO_EFFECT
+    return Rates(reps, fw / reps, fdr / reps, *((hits / chances, missed / chances) if chances else (math.nan,) * 2))
