@@ -180,13 +180,13 @@ def numbers(key: inf.Key, est: inf.Estimate | None, adjusted: inf.Adjusted | Non
 
 def qualifiers(runs: dict[str, RunData], a: str, b: str, metric: str) -> dict:
     """What qualifies a comparison: the rule, whether every seed of both runs met the early-stopping criterion
-    (None where it cannot apply: a metric read after epoch 1, a schedule that anneals to its last epoch by
-    design), the counts."""
+    (None where it applies to neither: a metric read after epoch 1; a run whose schedule anneals to its last epoch
+    by design is left out, its count n/a), the counts."""
     pair = distinct(runs[a], runs[b])
-    counts = [r.converged() for r in pair]
-    applies = metric != "epoch1_val_accuracy" and all(r.schedule != "onecycle" for r in pair)
-    return {"rule": runs[a].rule, "converged": all(k == n for k, n in counts) if applies else None,
-            "converged_seeds": ", ".join(f"{k}/{n}" for k, n in counts)}
+    counts = [r.converged() if metric != "epoch1_val_accuracy" and r.schedule != "onecycle" else None for r in pair]
+    judged = [c for c in counts if c is not None]
+    return {"rule": runs[a].rule, "converged": all(k == n for k, n in judged) if judged else None,
+            "converged_seeds": ", ".join("n/a" if c is None else f"{c[0]}/{c[1]}" for c in counts)}
 
 
 def distinct(a: RunData, b: RunData) -> list[RunData]:

@@ -47,8 +47,8 @@ def p_cell(p: float | None) -> str:
 
 
 def converged_cell(row: dict) -> str:
-    """yes: every seed met the early-stopping criterion; **no** with the counts per run; n/a where it cannot
-    apply (a metric read after epoch 1, a schedule that anneals to its last epoch by design)."""
+    """yes: every seed met the early-stopping criterion; **no** with the counts per run (n/a for a run it cannot
+    apply to); n/a where it applies to neither run (a metric read after epoch 1)."""
     if row["converged"] is None:
         return "n/a"
     return "yes" if row["converged"] else f"**no** ({row['converged_seeds']})"
@@ -131,7 +131,7 @@ def claim_record(r: dict, exps: dict[int, str]) -> dict:
     return {"exp.": exps[r["exp"]], "claim": r["claim"] + metric_suffix(r), "the write-up": claimed_cell(r),
             "ours: Δ [adjusted CI]": interval(r), "n": r["n"] or "—", "p (adj.)": p_cell(r["p_adj"]),
             "rule": r["rule"], "converged": converged_cell(r), "verdict": f"**{r['verdict']}**",
-            "note": "; ".join(x for x in (r["note"], r["why"], *r["notes"]) if x)}
+            "note": "; ".join(x for x in (r["note"] and f"the write-up: {r['note']}", r["why"], *r["notes"]) if x)}
 
 
 def effect_groups(effects: list[dict], exps: dict[int, str]) -> list[dict]:
