@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ch11.errors import PipelineError
-from ch11.report import claims
+from ch11.report import claims, findings as fd
 from tests.helpers import PROJECT_ROOT
 from tests.report_project import PNG_MAGIC, SPECS, claims_table, effects_table, make_project, \
     run_stage, section, table_row
@@ -160,3 +160,18 @@ def test_a_comparison_stated_both_ways_round_is_refused(tmp_path):
     with pytest.raises(PipelineError, match="is stated both ways round"):
         claims.load(path)
     assert claims.stated_both_ways(claims.load()) is None
+
+
+def test_a_1cycle_run_is_left_out_of_the_converged_judgement_its_control_is_not():
+    """1cycle anneals to its last epoch by design (n/a); its constant-LR control, still falling, is judged."""
+    falling = pd.DataFrame({"val_loss": [1.0, 0.9, 0.8, 0.7]})
+    plateau = pd.DataFrame({"val_loss": [1.0, 0.5] + [0.6] * 20})
+
+    def run(name, schedule, history):
+        return fd.RunData(name, [1, 2], {1: {}, 2: {}}, {1: history, 2: history}, {}, {}, 30, None, schedule)
+    runs = {"cycle": run("cycle", "onecycle", falling), "still": run("still", "constant", falling),
+            "done": run("done", "constant", plateau)}
+    judged = fd.qualifiers(runs, "cycle", "still", "test_accuracy")
+    assert (judged["converged"], judged["converged_seeds"]) == (False, "n/a, 0/2")
+    assert fd.qualifiers(runs, "cycle", "done", "test_accuracy")["converged"] is True
+    assert fd.qualifiers(runs, "still", "done", "epoch1_val_accuracy")["converged"] is None
