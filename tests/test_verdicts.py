@@ -51,7 +51,7 @@ def test_claim_verdicts_are_one_word_per_configuration_and_mirror_symmetric():
 
 @pytest.mark.parametrize("lo, hi, decimals", [
     (0.31, 0.62, 2), (0.0, 0.5, 2),                      # on an edge, or clear of every edge: two decimals
-    (0.0021, 0.62, 3), (-0.4996, 0.2, 4), (0.1, -0.0049, 3)])   # two would print 0.00 / -0.50: more
+    (0.0021, 0.62, 3), (-0.4996, 0.2, 4), (-0.0049, 0.1, 3)])   # two would print 0.00 / -0.50: more
 def test_a_bound_is_printed_on_its_own_side_of_each_edge(lo, hi, decimals):
     edges = (0.0, DELTA, -DELTA)
     assert v.decimals_to_show(lo, hi, edges) == decimals
