@@ -2,11 +2,14 @@
 statsmodels' least squares, Benjamini and Hochberg's (1995) worked example, hand-counted Bonferroni."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 from scipy import stats as sps
+from statsmodels.stats.power import TTestPower
 
 from ch11.report import inference as inf
 
@@ -125,7 +128,9 @@ def test_an_interval_excludes_zero_exactly_when_its_adjusted_p_is_below_alpha():
 
 
 def test_seeds_to_resolve_at_the_observed_spread():
-    """Large df (t ~ normal): 1.96 * 0.6 * sqrt(5 / n) < 1 first holds at n = 7."""
-    est = inf.Estimate(1.0, 0.6, 1e6, "5", True)
-    assert inf.seeds_to_resolve(est, 0.95, est.diff) == 7
+    """The textbook paired-t sample size: effect size 0.5 standard deviations, two-sided 5 %, 80 % power needs 34
+    pairs (statsmodels' exact noncentral-t solution, 33.4, rounded up); here from 5 seeds with se = sd / sqrt(5)."""
+    exact = TTestPower().solve_power(effect_size=0.5, alpha=0.05, power=inf.RESOLVE_POWER)
+    est = inf.Estimate(0.5, 1 / math.sqrt(5), 4.0, "5", True)
+    assert inf.seeds_to_resolve(est, 0.95, est.diff) == math.ceil(exact) == 34
     assert inf.seeds_to_resolve(inf.Estimate(0.01, 1.0, 4.0, "5", True), 0.95, 0.01) is None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import yaml
 
 from ch11.errors import PipelineError
-from ch11.report import claims, findings as fd
+from ch11.report import claims, findings as fd, text
 from tests.helpers import PROJECT_ROOT
 from tests.report_project import PNG_MAGIC, SPECS, claims_table, effects_table, make_project, \
     run_stage, section, table_row
@@ -175,3 +176,5 @@ def test_a_1cycle_run_is_left_out_of_the_converged_judgement_its_control_is_not(
     assert (judged["converged"], judged["converged_seeds"]) == (False, "n/a, 0/2")
     assert fd.qualifiers(runs, "cycle", "done", "test_accuracy")["converged"] is True
     assert fd.qualifiers(runs, "still", "done", "epoch1_val_accuracy")["converged"] is None
+    exp = SimpleNamespace(runs={name: name for name in runs}, separate=[])
+    assert text.experiment(1, exp, runs, [])["still"] == ["`still` (criterion met in 0 of 2 seeds)"]

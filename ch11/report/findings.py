@@ -78,9 +78,12 @@ class RunData:
     def diverged(self) -> list[int]:
         return [s for s in self.seeds if self.evals[s].get("diverged")]
 
-    def converged(self) -> tuple[int, int]:
+    def converged(self) -> tuple[int, int] | None:
         """(seeds whose history meets the early-stopping criterion, seeds with a history): the lowest
-        validation loss at least `patience` epochs before the end (fixed budgets: FIXED_BUDGET_PATIENCE)."""
+        validation loss at least `patience` epochs before the end (fixed budgets: FIXED_BUDGET_PATIENCE); None for
+        a 1cycle run, whose schedule anneals to its last epoch by design."""
+        if self.schedule == "onecycle":
+            return None
         patience = self.patience or FIXED_BUDGET_PATIENCE
         trained = [h for s, h in self.histories.items() if s not in self.diverged()]
         return sum(v.stopped_early(h["val_loss"].tolist(), patience) for h in trained), len(trained)
@@ -183,7 +186,7 @@ def qualifiers(runs: dict[str, RunData], a: str, b: str, metric: str) -> dict:
     (None where it applies to neither: a metric read after epoch 1; a run whose schedule anneals to its last epoch
     by design is left out, its count n/a), the counts."""
     pair = distinct(runs[a], runs[b])
-    counts = [r.converged() if metric != "epoch1_val_accuracy" and r.schedule != "onecycle" else None for r in pair]
+    counts = [r.converged() if metric != "epoch1_val_accuracy" else None for r in pair]
     judged = [c for c in counts if c is not None]
     return {"rule": runs[a].rule, "converged": all(k == n for k, n in judged) if judged else None,
             "converged_seeds": ", ".join("n/a" if c is None else f"{c[0]}/{c[1]}" for c in counts)}
@@ -225,7 +228,9 @@ def effect_row(item: Effect, runs: dict[str, RunData], shared: dict, delta: floa
            **qualifiers(runs, item.a, item.b, item.metric), **shared}
     row["notes"] += rules_note(a, b)
     if row["seeds_needed"]:
-        row["notes"].append(f"~{row['seeds_needed']} seeds would resolve it at this spread")
+        power = f"{100 * inf.RESOLVE_POWER:.0f} %"
+        row["notes"].append(f"~{row['seeds_needed']} seeds would resolve it with {power} power at this spread, "
+                            "were Δ as estimated")
     if len(a.diverged()) * 2 >= len(a.seeds) > 0 and not b.diverged():
         row["reading"] = v.DIVERGES
     elif row["diff"] is None:
@@ -259,6 +264,8 @@ def comparison_row(item: Comparison, why: str, runs: dict[str, RunData], labels:
     row = {"claim": f"{labels[item.a]} − {labels[item.b]}", "a": item.a, "b": item.b, "metric": item.metric,
            "sign": item.sign, "size": item.size, "note": item.note, "why": why,
            "notes": rules_note(runs[item.a], runs[item.b]), **qualifiers(runs, item.a, item.b, item.metric), **shared}
+    if item.size is not None and abs(item.size) < delta:
+        row["notes"].append(f"the claimed size is itself inside ±{delta:g}: no CI can refute it as a meaningful effect")
     if item.size is not None and row["diff"] is not None:
         edges = (0.0, delta, -delta, item.size, -item.size)
         row["ci_decimals"] = v.decimals_to_show(row["ci_low"], row["ci_high"], edges)

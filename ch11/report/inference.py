@@ -25,6 +25,7 @@ from statsmodels.stats.multitest import multipletests
 from ch11.report.stats import is_finite
 
 ALPHA = 0.05
+RESOLVE_POWER = 0.8   # the chance that "~n seeds would resolve it" gives a CI excluding 0, were Δ as estimated
 CONFIRMATORY, EXPLORATORY = "confirmatory", "exploratory"
 Key = tuple[str, str, str, str]   # (run a, metric read on a, run b, metric): one comparison
 
@@ -135,15 +136,17 @@ def adjust(estimates: dict[Hashable, Estimate], family: str, alpha: float = ALPH
 
 
 def seeds_to_resolve(est: Estimate, level: float, magnitude: float, limit: int = 200) -> int | None:
-    """Seeds per run at which a CI at ``level`` around an effect of ``magnitude`` would exclude 0, at the
-    observed spread (standard error scaling as 1/sqrt(seeds), degrees of freedom in proportion); None past
+    """Seeds per run at which a CI at ``level`` would exclude 0 with probability RESOLVE_POWER if the true effect
+    were ``magnitude``, at the observed spread: the t-based sample size (t at the CI's level plus t at the power)
+    with the standard error scaling as 1/sqrt(seeds) and the degrees of freedom in proportion; None past
     ``limit`` or when the spread is unknown."""
     n_now = int(est.n.split("/")[0])
     if not est.se or n_now < 2 or not math.isfinite(est.df):
         return None
     for n in range(n_now + 1, limit + 1):
         df = est.df * (n - 1) / (n_now - 1)
-        if sps.t.ppf(0.5 + level / 2, df) * est.se * math.sqrt(n_now / n) < abs(magnitude):
+        t_sum = sps.t.ppf(0.5 + level / 2, df) + sps.t.ppf(RESOLVE_POWER, df)
+        if t_sum * est.se * math.sqrt(n_now / n) < abs(magnitude):
             return n
     return None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jinja2
 
-from ch11.report import findings as fd, verdicts as v
+from ch11.report import findings as fd, inference as inf, verdicts as v
 from ch11.report.findings import READING_ORDER, by_reading, percent
 from ch11.report.stats import summarize
 
@@ -86,7 +86,7 @@ def repeated_values(found: dict, runs: dict[str, fd.RunData], baselines: dict[st
 def experiment(number: int, exp, runs: dict[str, fd.RunData], figures: list[dict]) -> dict:
     """One experiment's section: its runs present, those still improving, clipping and plateau schedules."""
     present = [runs[n] for n in exp.runs if n in runs]
-    converged = {r.name: r.converged() for r in present}
+    converged = {r.name: c for r in present if (c := r.converged())}
     return {"number": number, "exp": exp, "figures": figures,
             "runs": [f"{exp.runs[r.name]} (`{r.name}`, {len(r.seeds)} seeds, {r.rule}"
                      + (f", {len(r.diverged())} diverged" if r.diverged() else "") + ")" for r in present],
@@ -142,7 +142,9 @@ def effect_groups(effects: list[dict], exps: dict[int, str]) -> list[dict]:
 
 
 def listed(rows: list[dict]) -> str:
-    return "; ".join(f"{r['label']} {r['diff']:+.2f}" for r in rows)
+    """'label +1.23; label +0.31 (< δ)': a row read helps or hurts by less than δ says so."""
+    return "; ".join(f"{r['label']} {r['diff']:+.2f}" + (" (< δ)" if r["reading"].endswith("< δ") else "")
+                     for r in rows)
 
 
 def answer(found: dict) -> list[str]:
@@ -159,8 +161,9 @@ def answer(found: dict) -> list[str]:
         f"**Hurts**: {listed(hurts) or 'nothing'}." + (f" **Diverges**: {', '.join(diverges)}." if diverges else ""),
         f"**No measurable difference** (CI inside {delta} pts): {listed(same) or 'none'}.",
         f"**Still open** (CI holds 0 and reaches past {delta}): {len(still)}" + (
-            f"; estimated at {delta} pts or more: " + "; ".join(
-                f"{r['label']} {r['diff']:+.2f}" + (f" (~{r['seeds_needed']} seeds would resolve it)"
+            f"; with |Δ| ≥ {found['delta']:g} pts: " + "; ".join(
+                f"{r['label']} {r['diff']:+.2f}" + (f" (~{r['seeds_needed']} seeds would resolve it with "
+                                                    f"{100 * inf.RESOLVE_POWER:.0f} % power)"
                                                     if r["seeds_needed"] else "") for r in big)
             + f"; the other {len(still) - len(big)} are estimated inside {delta}" if big else "") + ".",
         f"**The write-up's {len(found['comparisons'])} claimed differences**: "
