@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from scipy import stats
 
 from ch11 import params as params_module
 from flows.estimates import seed_times
@@ -175,6 +176,24 @@ def test_the_spreads_statistics_md_quotes_are_the_eval_files():
         seeds = sorted(run.keys() & control.keys())
         assert f"{np.corrcoef([run[s] for s in seeds], [control[s] for s in seeds])[0, 1]:.2f}" == correlation
     assert float(said[7]) > float(said[9])
+
+
+def test_the_block_models_price_statistics_md_quotes_is_the_committed_files():
+    """Each pair statistics.md quotes: the seeds' correlation and a paired t-interval (scipy) from the eval files,
+    the model's interval and level from effects.json."""
+    said = re.findall(r"`(\w+)` − `(\w+)` \(r = ([\d.]+)\): model \[([-+.\d]+), ([-+.\d]+)\] at ([\d.]+)[^;]*; "
+                      r"paired t \[([-+.\d]+), ([-+.\d]+)\]", text(PROJECT_ROOT / "docs" / "statistics.md"))
+    assert len(said) == 2, "statistics.md no longer quotes the two pairs: reword this test with the sentence"
+    comparisons = json.loads((PROJECT_ROOT / "metrics" / "fashion_mnist" / "effects.json").read_text())["comparisons"]
+    for a, b, r, low, high, level, paired_low, paired_high in said:
+        row = comparisons[f"{a}-vs-{b}"]
+        assert [f"{row['ci_low']:+.2f}", f"{row['ci_high']:+.2f}", f"{row['ci_level']:.5f}"] == [low, high, level]
+        x, y = seed_accuracy(a), seed_accuracy(b)
+        seeds = sorted(x.keys() & y.keys())
+        assert f"{np.corrcoef([x[s] for s in seeds], [y[s] for s in seeds])[0, 1]:.2f}" == r
+        ci = stats.ttest_rel([x[s] for s in seeds], [y[s] for s in seeds]).confidence_interval(float(row["ci_level"]))
+        assert [f"{ci.low:+.2f}", f"{ci.high:+.2f}"] == [paired_low, paired_high]
+        assert ci.high - ci.low < float(high) - float(low)   # the price: pairing gives the narrower interval
 
 
 def mean_validation_curve(run: str) -> list[float]:
