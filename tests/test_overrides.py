@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 # One key of a run of every template (and of each run group), the two examples included; a template's
 # own key reaches exactly the runs naming it.
 CASES = [
-    (readme_override(), ["train@e04_elu"]),                                          # ten_seeds
+    (readme_override(), ["train@e04_elu"]),                                          # none (README)
     ("++runs.e08_momentum.early_stopping.patience=10", ["train@e08_momentum"]),    # early_stopped
     ("++runs.e07_b_scratch.optimizer.learning_rate=0.02", ["train@e07_b_scratch"]),  # transfer_task
     ("++transfer_runs.e07_b_transfer.early_stopping.patience=20", ["train_transfer@e07_b_transfer"]),
