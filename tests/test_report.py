@@ -178,3 +178,9 @@ def test_a_1cycle_run_is_left_out_of_the_converged_judgement_its_control_is_not(
     assert fd.qualifiers(runs, "still", "done", "epoch1_val_accuracy")["converged"] is None
     exp = SimpleNamespace(runs={name: name for name in runs}, separate=[])
     assert text.experiment(1, exp, runs, [])["still"] == ["`still` (criterion met in 0 of 2 seeds)"]
+
+
+def test_the_first_screen_marks_a_reading_smaller_than_delta():
+    """A row read 'helps, < δ' is listed under Helps with its qualifier; a plain 'helps' is not marked."""
+    rows = [{"label": "big", "diff": 1.2, "reading": "helps"}, {"label": "small", "diff": 0.31, "reading": "helps, < δ"}]
+    assert text.listed(rows) == "big +1.20; small +0.31 (< δ)"
