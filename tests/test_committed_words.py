@@ -68,5 +68,7 @@ def test_results_md_words_follow_the_intervals_printed_beside_them():
                 sign = -1 if claimed.startswith(("-", "A <")) else 1
                 size = None if claimed.startswith("A ") else float(claimed.split()[0])
                 assert v.claim_verdict(*numbers[1:], sign, size, delta) == word, row
+                # a claimed size inside ±δ cannot be refuted as a meaningful effect: the row says so
+                assert (size is not None and abs(size) < delta) == ("is itself inside" in row.get("note", "")), row
                 checked += 1
     assert checked >= 40
