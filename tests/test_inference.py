@@ -112,11 +112,25 @@ def test_benjamini_hochberg_on_their_worked_example():
     assert {i for i, a in adjusted.items() if a.ci_low > 0 or a.ci_high < 0} == rejected
 
 
-def test_bonferroni_multiplies_by_the_family_size_and_widens_every_interval_alike():
-    adjusted = inf.adjust({"a": with_p(0.01), "b": with_p(0.02), "c": with_p(0.2)}, inf.CONFIRMATORY)
+@pytest.mark.parametrize("family", [inf.CONFIRMATORY, inf.RULE_PAIRS])
+def test_bonferroni_multiplies_by_the_family_size_and_widens_every_interval_alike(family):
+    adjusted = inf.adjust({"a": with_p(0.01), "b": with_p(0.02), "c": with_p(0.2)}, family)
     assert [adjusted[k].p_adj for k in "abc"] == pytest.approx([0.03, 0.06, 0.6])
     assert all(a.level == pytest.approx(1 - 0.05 / 3) for a in adjusted.values())
     assert [adjusted[k].ci_low > 0 for k in "abc"] == [True, False, False]
+
+
+SLEEP = [1.2, 2.4, 1.3, 1.3, 0.0, 1.0, 1.8, 0.8, 4.6, 1.4]   # Student (1908): extra hours of sleep, drug 2 − drug 1
+
+
+def test_a_paired_mean_on_students_sleep_data():
+    """Student's (1908) sleep data, the textbook paired t: mean 1.58, t = 4.06 on 9 df, p = 0.0028, 95 % CI
+    [0.70, 2.46] (R's ``t.test(extra ~ group, data = sleep, paired = TRUE)``, sign flipped)."""
+    est = inf.paired_mean([*SLEEP, None])
+    assert (est.diff, est.df, est.n) == (pytest.approx(1.58), 9, "10")
+    assert est.diff / est.se == pytest.approx(4.0621, abs=1e-4) and est.p() == pytest.approx(0.002833, abs=1e-6)
+    assert est.ci(0.95) == pytest.approx((0.7001, 2.4599), abs=1e-4)
+    assert inf.paired_mean([1.0, None]) is None
 
 
 def test_an_interval_excludes_zero_exactly_when_its_adjusted_p_is_below_alpha():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,8 @@ from ch11.report import inference as inf, verdicts as v
 from ch11.report.claims import Check, Claims, Comparison, Effect, Value
 from ch11.report.stats import is_finite, per_seed_metrics, summarize
 
+# A run's budget and checkpoint rule (and its seeds): what its configuration holds besides its technique
+RULE_FIELDS = {"epochs", "early_stopping", "seeds"}
 # Patience of the early-stopping criterion applied to fixed-budget runs when judging convergence
 FIXED_BUDGET_PATIENCE = 15
 
@@ -55,6 +58,7 @@ class RunData:
     epochs: int = 0                 # the budget in epochs (after params.yaml's limits)
     patience: int | None = None     # early stopping's patience; None: a fixed budget, last weights
     schedule: str = "constant"      # the learning-rate schedule's name
+    technique: str | None = None    # its configuration but RULE_FIELDS (JSON): equal for runs that differ in rule only
 
     @property
     def rule(self) -> str:
@@ -127,7 +131,7 @@ def load_run(params, dataset: str, name: str) -> RunData:
     timing = {int(k): t for k, t in json.loads(timing_path.read_text()).items()} if timing_path.exists() else {}
     config = params.run(name)
     return RunData(name, seeds, evals, histories, infos, timing, config.epochs, config.early_stopping.patience,
-                   config.schedule.name)
+                   config.schedule.name, json.dumps(config.model_dump(exclude=RULE_FIELDS), sort_keys=True))
 
 
 def layer_rows(run: RunData, stage: str = "layers_at_init") -> dict[int, list[dict]]:
@@ -310,6 +314,44 @@ def check_row(item: Check, runs: dict[str, RunData]) -> dict:
             "verdict": v.check_verdict(passed)}
 
 
+def rule_pairs(effects: list[dict], runs: dict[str, RunData], delta: float) -> list[dict]:
+    """Each final-accuracy effect measured under two budget rules (the same technique against the same baseline,
+    their runs' configurations equal but for RULE_FIELDS): how much the effect changes, Δ under the first rule (a
+    fixed budget first) − Δ under the second, estimated seed by seed (inference.paired_mean) and adjusted over
+    every such pair (Bonferroni), whatever their readings."""
+    groups: dict[tuple, dict[str, dict]] = {}
+    for r in effects:
+        a, b = runs[r["a"]], runs[r["b"]]
+        if r["metric"] == "test_accuracy" and a.technique and b.technique:
+            groups.setdefault((a.technique, r["a_metric"], b.technique), {})[r["id"]] = r
+    fixed_first = lambda r: (runs[r["a"]].patience is not None, runs[r["a"]].epochs, r["id"])  # noqa: E731
+    pairs = [(x, y) for rows in groups.values() for x, y in combinations(sorted(rows.values(), key=fixed_first), 2)
+             if x["rule"] != y["rule"]]
+    changes = {}
+    for i, (x, y) in enumerate(pairs):
+        dx, dy = per_seed_effect(x, runs), per_seed_effect(y, runs)
+        changes[i] = inf.paired_mean([dx[s] - dy[s] for s in sorted(dx.keys() & dy.keys())])
+    adjusted = inf.adjust({i: e for i, e in changes.items() if e}, inf.RULE_PAIRS)
+    out = []
+    for i, (x, y) in enumerate(pairs):
+        row = {"label": min(x["label"], y["label"], key=len), "first": x, "second": y, "diff": None,
+               "reading": v.NOT_TESTED, "n": None, "p_adj": None}
+        if adj := adjusted.get(i):
+            low, high = round(adj.ci_low, 4), round(adj.ci_high, 4)
+            row.update(diff=round(changes[i].diff, 4), ci_low=low, ci_high=high, n=changes[i].n, p_adj=adj.p_adj,
+                       reading=v.rule_reading(low, high, delta),
+                       ci_decimals=v.decimals_to_show(low, high, (0.0, delta, -delta)))
+        out.append(row)
+    return out
+
+
+def per_seed_effect(row: dict, runs: dict[str, RunData]) -> dict[int, float]:
+    """An effect row's a − b, seed -> points, over the seeds where both sides have a value."""
+    a = runs[row["a"]].values(row["a_metric"] or row["metric"], 100.0)
+    b = runs[row["b"]].values(row["metric"], 100.0)
+    return {s: a[s] - b[s] for s in a if a[s] is not None and b.get(s) is not None}
+
+
 def design(claims: Claims, dataset: str, runs: dict[str, RunData]):
     """The comparisons the report makes: the write-up's claims (exp, item, why untested), the effects, every
     comparison once (key -> the experiment whose model estimates it: a claim's, else its first effect's), and
@@ -332,10 +374,11 @@ def findings(claims: Claims, dataset: str, runs: dict[str, RunData], hosts: list
     judged = inf.infer(keys, confirmatory, exploratory,
                        lambda run, read, metric: runs[run].values(read, scale_of(metric)))
     shared = {k: numbers(k, *judged[k], delta) for k in keys}
+    effect_rows = [effect_row(item, runs, shared[key_of(item)], delta) for item in effects]
     return {"delta": delta, "alpha": inf.ALPHA, "host_checks": hosts,
             "families": {f: sum(1 for _, a in judged.values() if a and a.family == f)
                          for f in (inf.CONFIRMATORY, inf.EXPLORATORY)},
-            "effects": [effect_row(item, runs, shared[key_of(item)], delta) for item in effects],
+            "effects": effect_rows, "rule_pairs": rule_pairs(effect_rows, runs, delta),
             "comparisons": [{"exp": number, **comparison_row(item, why, runs, experiments[number].runs,
                                                              shared[key_of(item)], delta)}
                             for number, item, why in claimed],

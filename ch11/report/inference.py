@@ -9,7 +9,9 @@ freedom. Runs that share fewer than 2 seeds are compared by Welch's test (the sa
 MC dropout against the same models' plain inference is paired over their seeds, outside the model.
 Families: the write-up's claims are confirmatory (Bonferroni: simultaneous CIs at 1 - alpha/m, p x m); every
 other comparison is exploratory (Benjamini-Hochberg FDR, with Benjamini-Yekutieli FCR-adjusted CIs at
-1 - R alpha/m, R = the number selected). Either way a CI excludes 0 exactly when its adjusted p < alpha.
+1 - R alpha/m, R = the number selected). A third family, the rule pairs, asks whether an effect changes with the
+budget rule: the per-seed difference of the two effects, paired t, Bonferroni over the pairs. Either way a CI
+excludes 0 exactly when its adjusted p < alpha.
 numpy/scipy/statsmodels only; docs/statistics.md states the model and its measured error rates.
 """
 from __future__ import annotations
@@ -22,11 +24,11 @@ import numpy as np
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from ch11.report.stats import is_finite
+from ch11.report.stats import is_finite, summarize
 
 ALPHA = 0.05
 RESOLVE_POWER = 0.8   # the chance that "~n seeds would resolve it" gives a CI excluding 0, were Δ as estimated
-CONFIRMATORY, EXPLORATORY = "confirmatory", "exploratory"
+CONFIRMATORY, EXPLORATORY, RULE_PAIRS = "confirmatory", "exploratory", "rule pairs"
 Key = tuple[str, str, str, str]   # (run a, metric read on a, run b, metric): one comparison
 
 
@@ -127,12 +129,21 @@ def adjust(estimates: dict[Hashable, Estimate], family: str, alpha: float = ALPH
         return {}
     p = np.array([estimates[k].p() for k in keys])
     m = len(keys)
-    if family == CONFIRMATORY:
-        p_adj, level = np.minimum(1.0, p * m), 1 - alpha / m
-    else:
+    if family == EXPLORATORY:
         p_adj = multipletests(p, alpha=alpha, method="fdr_bh")[1]
         level = 1 - max(int(np.sum(p_adj < alpha)), 1) * alpha / m
+    else:   # Bonferroni: the confirmatory claims, the rule pairs
+        p_adj, level = np.minimum(1.0, p * m), 1 - alpha / m
     return {k: Adjusted(family, float(pa), level, *estimates[k].ci(level)) for k, pa in zip(keys, p_adj)}
+
+
+def paired_mean(differences: list[float | None]) -> Estimate | None:
+    """The mean of per-seed differences with its one-sample t (n - 1 df): e.g. how much an effect changes between
+    two rules, seed by seed; None with fewer than 2 finite values."""
+    s = summarize(differences)
+    if s["n"] < 2:
+        return None
+    return Estimate(s["mean"], s["std"] / math.sqrt(s["n"]), s["n"] - 1, str(s["n"]), True)
 
 
 def seeds_to_resolve(est: Estimate, level: float, magnitude: float, limit: int = 200) -> int | None:

@@ -147,6 +147,26 @@ def listed(rows: list[dict]) -> str:
                      for r in rows)
 
 
+def rule_pair_record(p: dict) -> dict:
+    """One row of the rule-pairs table: an effect under each rule and how much it changes."""
+    under = lambda r: f"{r['diff']:+.2f} ({r['rule']}; {r['reading']})"  # noqa: E731
+    return {"technique": p["label"], "Δ under the first rule": under(p["first"]),
+            "Δ under the second rule": under(p["second"]), "change: first − second [adjusted CI]": interval(p),
+            "n": p["n"] or "—", "p (adj.)": p_cell(p["p_adj"]), "reading": f"**{p['reading']}**"}
+
+
+def rule_sentence(pairs: list[dict]) -> list[str]:
+    """The first screen's sentence on effects that change with the budget rule (none when no effect has two)."""
+    if not pairs:
+        return []
+    depends = [p for p in pairs if p["reading"] == v.DEPENDS]
+    rest = tally([p for p in pairs if p not in depends], "reading", (v.SAME_UNDER_BOTH, v.UNRESOLVED, v.NOT_TESTED))
+    return [f"**Depends on the budget rule** (one technique under two rules, the change's adjusted CI excludes 0): "
+            + ("; ".join(f"{p['label']} {p['first']['diff']:+.2f} at {p['first']['rule']} vs "
+                         f"{p['second']['diff']:+.2f} at {p['second']['rule']}" for p in depends) or "none")
+            + (f"; the other pairs: {rest}" if rest else "") + "."]
+
+
 def answer(found: dict) -> list[str]:
     """The first screen in plain sentences, from the final-accuracy effects and the claim verdicts."""
     final = [r for r in found["effects"] if r["metric"] == "test_accuracy" and r["diff"] is not None]
@@ -166,6 +186,7 @@ def answer(found: dict) -> list[str]:
                                                     f"{100 * inf.RESOLVE_POWER:.0f} % power)"
                                                     if r["seeds_needed"] else "") for r in big)
             + f"; the other {len(still) - len(big)} are estimated inside {delta}" if big else "") + ".",
+        *rule_sentence(found["rule_pairs"]),
         f"**The write-up's {len(found['comparisons'])} claimed differences**: "
         + tally(found["comparisons"], "verdict", v.CLAIM_VERDICTS + (v.NOT_TESTED,)) + "."]
 
@@ -184,6 +205,7 @@ def render(params, dataset: str, found: dict, claims, runs: dict[str, fd.RunData
         backends=", ".join(sorted({i["backend"] for r in runs.values() for i in r.infos.values()})),
         capped=", ".join(f"{k}={x}" for k, x in capped.items()), answer=answer(found),
         effect_groups=effect_groups(found["effects"], exps), forest=figures.get("forest"),
+        rule_pairs=[rule_pair_record(p) for p in found["rule_pairs"]],
         claims_tally=tally(found["comparisons"], "verdict", v.CLAIM_VERDICTS + (v.NOT_TESTED,)),
         comparisons=[claim_record(r, exps) for r in found["comparisons"]],
         checks=[{"exp.": r["exp"], "claim": r["claim"], "ours": r["ours"],

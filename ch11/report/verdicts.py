@@ -21,6 +21,7 @@ CLAIM_VERDICTS = (SUPPORTED, SMALLER, LARGER, OPPOSITE, NO_EFFECT, SIZE_EXCLUDED
 IN_RANGE, OUT_OF_RANGE = "in range", "out of range"
 HOLDS, FAILS, MIXED = "holds", "fails", "mixed"
 NOT_TESTED = "not tested"
+DEPENDS, SAME_UNDER_BOTH = "depends on the rule", "same under both"
 
 
 def effect_reading(lo: float, hi: float, delta: float) -> str:
@@ -30,6 +31,12 @@ def effect_reading(lo: float, hi: float, delta: float) -> str:
     if lo > 0 or hi < 0:
         return (HELPS if lo > 0 else HURTS) if not within else (HELPS_SLIGHTLY if lo > 0 else HURTS_SLIGHTLY)
     return NO_EFFECT if within else UNRESOLVED
+
+
+def rule_reading(lo: float, hi: float, delta: float) -> str:
+    """How an effect changes between two budget rules, read off the adjusted CI [lo, hi] of the change: depends on
+    the rule when it excludes 0, same under both when it holds 0 and lies within ±delta, else unresolved."""
+    return {NO_EFFECT: SAME_UNDER_BOTH, UNRESOLVED: UNRESOLVED}.get(effect_reading(lo, hi, delta), DEPENDS)
 
 
 def decimals_to_show(lo: float, hi: float, edges: tuple[float, ...], decimals: int = 2) -> int:
