@@ -1,16 +1,11 @@
 """How our seeds answer a comparison: a seed-blocked model per experiment, then one adjustment per family.
 
-Model, per experiment and metric, over every run (column) the experiment compares:
-    y[run, seed] = mu + alpha[run] + beta[seed] + e,   e ~ N(0, sigma^2[run])
-The seed is a block (it fixes the data order, and the initial weights where architectures match). The effect
-a - b is the least-squares contrast alpha[a] - alpha[b]; its variance uses each run's own residual spread (its
-residual sum of squares over its share of the residual degrees of freedom), with Satterthwaite's degrees of
-freedom. Runs that share fewer than 2 seeds are compared by Welch's test (the same estimator without the seed term);
-MC dropout against the same models' plain inference is paired over their seeds, outside the model.
-Families: the write-up's claims are confirmatory (Bonferroni: simultaneous CIs at 1 - alpha/m, p x m); every
-other comparison is exploratory (Benjamini-Hochberg FDR, with Benjamini-Yekutieli FCR-adjusted CIs at
-1 - R alpha/m, R = the number selected). Either way a CI excludes 0 exactly when its adjusted p < alpha.
-numpy/scipy/statsmodels only; docs/statistics.md states the model and its measured error rates.
+Per experiment and metric, y[run, seed] = mu + alpha[run] + beta[seed] + e, e ~ N(0, sigma^2[run]); a - b is the
+least-squares contrast alpha[a] - alpha[b], its variance from each run's own residual spread with Satterthwaite's
+degrees of freedom (Welch's test where two runs share fewer than 2 seeds). The write-up's claims are confirmatory
+(Bonferroni), the other comparisons exploratory (Benjamini-Hochberg, Benjamini-Yekutieli CIs); either way a CI
+excludes 0 exactly when its adjusted p < alpha. docs/statistics.md states the model, its fallbacks and why, and
+its measured error rates.
 """
 from __future__ import annotations
 
@@ -65,8 +60,8 @@ class BlockModel:
                             + [[k == key for key, _, _ in cells] for k in self.keys[1:]]
                             + [[s == seed for _, seed, _ in cells] for s in seeds[1:]]).astype(float)
         self.y = np.array([v for _, _, v in cells])
-        self.gram_inv = np.linalg.pinv(x.T @ x)
         self.gram = x.T @ x
+        self.gram_inv = np.linalg.pinv(self.gram)
         self.solve = self.gram_inv @ x.T          # coefficients = solve @ y
         residual_maker = np.eye(len(cells)) - x @ self.solve
         rss = np.array([np.sum((residual_maker @ self.y)[self.key_of == r] ** 2) for r in range(len(self.keys))])
@@ -125,13 +120,10 @@ def adjust(estimates: dict[Hashable, Estimate], family: str, alpha: float = ALPH
     keys = list(estimates)
     if not keys:
         return {}
-    p = np.array([estimates[k].p() for k in keys])
-    m = len(keys)
-    if family == CONFIRMATORY:
-        p_adj, level = np.minimum(1.0, p * m), 1 - alpha / m
-    else:
-        p_adj = multipletests(p, alpha=alpha, method="fdr_bh")[1]
-        level = 1 - max(int(np.sum(p_adj < alpha)), 1) * alpha / m
+    confirmatory = family == CONFIRMATORY
+    p_adj = multipletests([estimates[k].p() for k in keys], alpha, "bonferroni" if confirmatory else "fdr_bh")[1]
+    selected = 1 if confirmatory else max(int(np.sum(p_adj < alpha)), 1)   # Benjamini-Yekutieli's R
+    level = 1 - selected * alpha / len(keys)
     return {k: Adjusted(family, float(pa), level, *estimates[k].ci(level)) for k, pa in zip(keys, p_adj)}
 
 
@@ -139,10 +131,8 @@ def seeds_to_resolve(est: Estimate, level: float, magnitude: float, limit: int =
     """Seeds per run at which a CI at ``level`` would exclude 0 with probability RESOLVE_POWER if the true effect
     were ``magnitude``, at the observed spread: the t-based sample size (t at the CI's level plus t at the power)
     with the standard error scaling as 1/sqrt(seeds) and the degrees of freedom in proportion; None past
-    ``limit`` or when the spread is unknown."""
+    ``limit``. Called for a CI that holds 0 around |diff| >= delta (findings.numbers): se > 0, df finite, n >= 2."""
     n_now = int(est.n.split("/")[0])
-    if not est.se or n_now < 2 or not math.isfinite(est.df):
-        return None
     for n in range(n_now + 1, limit + 1):
         df = est.df * (n - 1) / (n_now - 1)
         t_sum = sps.t.ppf(0.5 + level / 2, df) + sps.t.ppf(RESOLVE_POWER, df)
