@@ -78,8 +78,7 @@ def experiment_figures(number: int, exp, runs: dict[str, fd.RunData], dataset: s
             claimed = next((i.value for i in exp.values if i.run == run.name and i.metric == metric), None)
             bars.append({"label": label + div, "claimed": claimed,
                          "values": finite(run.values(metric, 100.0).values())})
-            mc = finite(run.values("mc_test_accuracy", 100.0).values())
-            if metric == "test_accuracy" and mc:
+            if metric == "test_accuracy" and (mc := finite(run.values("mc_test_accuracy", 100.0).values())):
                 bars.append({"label": f"{label} — MC dropout", "values": mc, "claimed": None})
         panels.append({"xlabel": f"{fd.metric_name(metric)} (%)", "bars": bars})
     add("accuracy", variant_bars, f"{title} — by variant", panels)

@@ -26,10 +26,11 @@ NOT_TESTED = "not tested"
 def effect_reading(lo: float, hi: float, delta: float) -> str:
     """A technique's effect read off its adjusted CI [lo, hi]: helps / hurts when it excludes 0 (", < δ" when it
     also lies within ±delta), no effect when it holds 0 and lies within ±delta, else unresolved."""
-    within = -delta < lo and hi < delta
-    if lo > 0 or hi < 0:
-        return (HELPS if lo > 0 else HURTS) if not within else (HELPS_SLIGHTLY if lo > 0 else HURTS_SLIGHTLY)
-    return NO_EFFECT if within else UNRESOLVED
+    if lo > 0:
+        return HELPS_SLIGHTLY if hi < delta else HELPS
+    if hi < 0:
+        return HURTS_SLIGHTLY if lo > -delta else HURTS
+    return NO_EFFECT if -delta < lo and hi < delta else UNRESOLVED
 
 
 def decimals_to_show(lo: float, hi: float, edges: tuple[float, ...], decimals: int = 2) -> int:
@@ -97,6 +98,6 @@ def stopped_early(val_loss: list[float], patience: int) -> bool:
     """The early-stopping criterion on a finished history: its lowest validation loss came at least
     ``patience`` epochs before its last epoch (so early stopping with that patience fired, or would have)."""
     vals = np.asarray(val_loss, dtype=float)
-    if not len(vals) or not np.isfinite(vals).any():
+    if not np.isfinite(vals).any():   # no value at all, or none finite
         return False
     return len(vals) - (int(np.nanargmin(vals)) + 1) >= patience
