@@ -54,20 +54,19 @@ class BlockModel:
                  if is_finite(v)]
         self.keys = list(dict.fromkeys(k for k, _, _ in cells))
         seeds = sorted({s for _, s, _ in cells}) if blocked else []
-        self.key_of = np.array([self.keys.index(k) for k, _, _ in cells])
+        self.masks = [np.array([kk == k for kk, _, _ in cells]) for k in self.keys]   # each column's cells
         self.seeds_of = {k: {s for kk, s, _ in cells if kk == k} for k in self.keys}
-        x = np.column_stack([np.ones(len(cells))]
-                            + [[k == key for key, _, _ in cells] for k in self.keys[1:]]
+        x = np.column_stack([np.ones(len(cells))] + self.masks[1:]
                             + [[s == seed for _, seed, _ in cells] for s in seeds[1:]]).astype(float)
         self.y = np.array([v for _, _, v in cells])
         self.gram = x.T @ x
         self.gram_inv = np.linalg.pinv(self.gram)
         self.solve = self.gram_inv @ x.T          # coefficients = solve @ y
         residual_maker = np.eye(len(cells)) - x @ self.solve
-        rss = np.array([np.sum((residual_maker @ self.y)[self.key_of == r] ** 2) for r in range(len(self.keys))])
+        residuals = residual_maker @ self.y
+        rss = np.array([np.sum(residuals[m] ** 2) for m in self.masks])
         # each column's share of the residual degrees of freedom (Welch: n - 1; balanced: (S-1)(K-1)/K)
-        self.df_per_key = np.array([np.trace(residual_maker[np.ix_(self.key_of == r, self.key_of == r)])
-                                    for r in range(len(self.keys))])
+        self.df_per_key = np.array([np.trace(residual_maker[np.ix_(m, m)]) for m in self.masks])
         rss[rss <= 1e-20 * np.sum(self.y ** 2)] = 0.0    # round-off of an exact fit: no spread at all
         self.variances = np.divide(rss, self.df_per_key, out=np.zeros_like(rss), where=self.df_per_key > 0)
 
@@ -81,7 +80,7 @@ class BlockModel:
         if not np.allclose(c @ self.gram_inv @ self.gram, c, atol=1e-8) or not self.df_per_key.sum():
             return None
         w = c @ self.solve
-        parts = np.array([self.variances[r] * np.sum(w[self.key_of == r] ** 2) for r in range(len(self.keys))])
+        parts = np.array([s2 * np.sum(w[m] ** 2) for s2, m in zip(self.variances, self.masks)])
         var = float(parts.sum())
         live = parts > 0
         df = var ** 2 / float(np.sum(parts[live] ** 2 / self.df_per_key[live])) if var > 0 else math.inf
