@@ -185,7 +185,6 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
     n_bars = max(len(p["bars"]) for p in panels)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.8, max(0.55 * n_bars + 1.9, 2.9)),
                              squeeze=False)
-    any_claim = False
     for ax, panel in zip(axes[0], panels):
         bars = panel["bars"]
         y = np.arange(len(bars))[::-1]
@@ -193,18 +192,14 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
         ax.barh(y, [s["mean"] for s in stats], xerr=[s["std"] or 0.0 for s in stats], height=0.6,
                 color=[COLORS[i % 10] for i in range(len(bars))], alpha=0.55, edgecolor="black",
                 linewidth=0.6, error_kw={"elinewidth": 1.5, "capsize": 5, "ecolor": "black"})
-        everything = []
         for yi, bar in zip(y, bars):
-            vals = np.asarray(bar["values"], dtype=float)
-            offsets = np.linspace(-0.18, 0.18, len(vals)) if len(vals) > 1 else np.zeros(1)
-            ax.scatter(vals, yi + offsets, s=22, color="black", zorder=3)
-            everything += list(vals)
-            if bar.get("claimed") is not None:
-                any_claim = True
-                everything.append(bar["claimed"])
+            offsets = np.linspace(-0.18, 0.18, n) if (n := len(bar["values"])) > 1 else np.zeros(1)
+            ax.scatter(bar["values"], yi + offsets, s=22, color="black", zorder=3)
+            if bar["claimed"] is not None:
                 ax.scatter([bar["claimed"]], [yi], marker="D", s=60, color="red", edgecolor="white",
                            linewidth=0.8, zorder=4)
         ax.set_yticks(y, [b["label"] for b in bars])
+        everything = [x for b in bars for x in (*b["values"], b["claimed"]) if x is not None]
         lo, hi = min(everything), max(everything)
         pad = max(0.5, 0.12 * (hi - lo))
         left = lo - 3 * pad
@@ -214,7 +209,7 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
     handles = [Patch(facecolor="grey", alpha=0.55, edgecolor="black", label="mean over seeds"),
                Line2D([], [], color="black", marker="|", markersize=10, linestyle="-", label="±1 std over seeds"),
                Line2D([], [], color="black", marker="o", markersize=5, linestyle="", label="one seed")]
-    if any_claim:
+    if any(b["claimed"] is not None for p in panels for b in p["bars"]):
         handles.append(Line2D([], [], color="red", marker="D", markersize=7, linestyle="",
                               label="write-up's reported value"))
     fig.suptitle(title, fontweight="bold")
