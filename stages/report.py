@@ -23,22 +23,16 @@ from ch11.report.text import render
 from ch11.report.stats import runs_of
 
 
-def read_json(path: Path, fix: str) -> dict:
-    try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PipelineError(f"cannot read {path} ({exc}): {fix}") from exc
-    if not isinstance(found, dict):
-        raise PipelineError(f"{path} is not a JSON object: {fix}")
-    return found
-
-
 def read_host_checks(dataset: str) -> list[dict]:
     """What other hosts measured for ``dataset`` (runs bit-identical there, runs that moved), if anything."""
     if not paths.HOST_CHECKS.exists():
         return []
     fix = f"restore it with `git checkout {paths.HOST_CHECKS}`."
-    checks = read_json(paths.HOST_CHECKS, fix).get(dataset, [])
+    try:
+        found = json.loads(paths.HOST_CHECKS.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"cannot read {paths.HOST_CHECKS} ({exc}): {fix}") from exc
+    checks = found.get(dataset, []) if isinstance(found, dict) else None
     if not isinstance(checks, list):
         raise PipelineError(f"{paths.HOST_CHECKS} must map each dataset to a list of host checks: {fix}")
     for i, check in enumerate(checks):
@@ -98,9 +92,8 @@ def main(argv: list[str]) -> None:
     params = params_mod.load()
     with atomic.atomic_path(paths.report_dir(dataset), is_dir=True) as out:
         found = build_report(params, dataset, out)
-    effects = list({r["id"]: r for r in found["effects"]}.values())   # one per comparison
     atomic.write_json(paths.effects(dataset), effects_metrics(found))
-    dvc_metrics.write_files(dvc_metrics.effects_dir(dataset), dvc_metrics.effect_metrics(effects))
+    dvc_metrics.write_files(dvc_metrics.effects_dir(dataset), dvc_metrics.effect_metrics(found["effects"]))
     print(f"report {dataset}: wrote {paths.report_dir(dataset) / 'results.md'}, figures/ and {paths.effects(dataset)}")
 
 

@@ -1,12 +1,9 @@
 """The inference procedure's error rates on this study's own design, by simulation (tests/test_calibration.py
-checks them; bench/calibration.py prints them for docs/statistics.md).
-
-The design is the report's: its comparisons, experiments and families (ch11/report/findings.design), each
-run's seeds and each column's spread as measured (or every run at the planned seeds). Each simulated study
-draws, per metric, a common seed effect (a seed fixes the data order of every run); every other column shares it
-(correlation 0.9 between such columns) and the others do not, so some comparisons are correlated and some are
-not, at unequal spreads. The whole procedure (ch11/report/inference.infer) runs on it. An error is a CI that
-excludes 0 on the wrong side of the true difference, or at all where it is 0.
+checks them; bench/calibration.py prints them for docs/statistics.md, which describes the simulation): the report's
+comparisons and families (ch11/report/findings.design), each column's seeds, spread and mean as measured, a common
+seed effect per metric that every other column follows, and the whole procedure (ch11/report/inference.infer) run
+on each simulated study. An error is a CI that excludes 0 on the wrong side of the true difference, or at all where
+it is 0.
 """
 from __future__ import annotations
 
@@ -64,27 +61,28 @@ def simulate(d: Design, reps: int, null: bool, delta: float, seed: int = 0) -> R
     cols = sorted(d.seeds)
     follows = {c: i % 2 == 0 for i, c in enumerate(cols)}    # every other column follows the seed effect
     truth = {k: 0.0 if null else d.mean[(k[0], k[1], k[3])] - d.mean[(k[2], k[3], k[3])] for k in d.keys}
+    sign = {k: (t > 0) - (t < 0) for k, t in truth.items()}
     seeds = sorted({s for c in cols for s in d.seeds[c]})
     fw, fdr, hits, missed, chances = 0, 0.0, 0, 0, 0
     for _ in range(reps):
-        block = {m: dict(zip(seeds, rng.standard_normal(len(seeds)))) for m in {c[2] for c in cols}}
+        block = {m: dict(zip(seeds, rng.standard_normal(len(seeds)))) for m in sorted({c[2] for c in cols})}
         draws = {}
         for c in cols:
-            mu = 0.0 if null else d.mean[c]
-            own = rng.standard_normal(len(d.seeds[c]))
-            draws[c] = {}
-            for s, z in zip(d.seeds[c], own):
-                noise = math.sqrt(SHARED) * block[c[2]][s] + math.sqrt(1 - SHARED) * z if follows[c] else z
-                draws[c][s] = mu + d.sd[c] * noise
+            noise = rng.standard_normal(len(d.seeds[c]))
+            if follows[c]:
+                common = np.array([block[c[2]][s] for s in d.seeds[c]])
+                noise = math.sqrt(SHARED) * common + math.sqrt(1 - SHARED) * noise
+            draws[c] = dict(zip(d.seeds[c], (0.0 if null else d.mean[c]) + d.sd[c] * noise))
         judged = inf.infer(d.keys, d.confirmatory, d.exploratory, lambda run, read, metric: draws[(run, read, metric)])
-        wrong = {k: a is not None and (a.ci_low > 0 or a.ci_high < 0) and not (
-                 (a.ci_low > 0 and truth[k] > 0) or (a.ci_high < 0 and truth[k] < 0)) for k, (_, a) in judged.items()}
+        # the sign a CI decides: +1 above 0, -1 below, 0 holding 0 (or no CI)
+        decided = {k: 0 if a is None else (a.ci_low > 0) - (a.ci_high < 0) for k, (_, a) in judged.items()}
+        wrong = {k: s != 0 and s != sign[k] for k, s in decided.items()}
         fw += any(wrong[k] for k in d.confirmatory)
-        selected = [k for k in d.exploratory if judged[k][1] and (judged[k][1].ci_low > 0 or judged[k][1].ci_high < 0)]
+        selected = [k for k in d.exploratory if decided[k]]
         fdr += sum(wrong[k] for k in selected) / max(len(selected), 1)
         for k, (_, a) in judged.items():
-            if a is not None and abs(truth[k]) >= delta:
+            if a is not None and abs(truth[k]) >= delta:   # delta > 0: truth[k] has a sign
                 chances += 1
-                hits += (a.ci_low > 0) if truth[k] > 0 else (a.ci_high < 0)
+                hits += decided[k] == sign[k]
                 missed += v.effect_reading(a.ci_low, a.ci_high, delta) == v.NO_EFFECT
     return Rates(reps, fw / reps, fdr / reps, *((hits / chances, missed / chances) if chances else (math.nan,) * 2))

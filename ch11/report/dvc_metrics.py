@@ -11,7 +11,6 @@ from pathlib import Path
 from ch11 import atomic, paths
 from ch11.errors import PipelineError
 
-EFFECT_KEYS = ("diff", "ci_low", "ci_high", "p_adj", "reading", "family")
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -55,22 +54,17 @@ def significant(value: float | None, digits: int = 2) -> float | None:
 def effect_metrics(rows: list[dict]) -> dict[str, dict]:
     """Effect id -> its metrics file's content: diff and CI in points (2 decimals; the row's ``ci_decimals`` where a
     bound would round onto an edge of its word), adjusted p (2 significant digits), reading, family; a missing
-    number (a diverged run) is left out. Each row needs ``id`` (unique, a file name: letters, digits, ``_.-``) and
-    the keys of EFFECT_KEYS."""
+    number (a diverged run) is left out. ``rows``: findings' effect rows; a comparison shown in several rows has
+    one id and the same numbers in each, so one file."""
     files = {}
     for row in rows:
-        missing = [key for key in ("id", *EFFECT_KEYS) if key not in row]
-        effect_id = str(row.get("id"))
-        if missing:
-            raise PipelineError(f"effect row {effect_id!r} lacks {', '.join(missing)}: every effect row needs "
-                                f"id, {', '.join(EFFECT_KEYS)} (None where there is no number).")
-        if effect_id in files or not SAFE_ID.fullmatch(effect_id):
-            problem = "appears twice" if effect_id in files else "is not a safe file name"
-            raise PipelineError(f"effect id {effect_id!r} {problem}: ids name metrics/<dataset>/effects/<id>.json, "
-                                "so they must be unique and use only letters, digits and _.-")
+        if not SAFE_ID.fullmatch(row["id"]):   # a run or metric name of params.yaml or claims.yaml
+            raise PipelineError(f"effect id {row['id']!r} is not a safe file name: ids name "
+                                "metrics/<dataset>/effects/<id>.json, so they may use only letters, digits and _.-; "
+                                "rename the run or metric in params.yaml or ch11/report/claims.yaml.")
         decimals = row.get("ci_decimals", 2)
         numbers = {key: None if row[key] is None else round(row[key], decimals)
                    for key in ("diff", "ci_low", "ci_high")}
         metrics = {**numbers, "p_adj": significant(row["p_adj"]), "reading": row["reading"], "family": row["family"]}
-        files[effect_id] = {key: value for key, value in metrics.items() if value is not None}
+        files[row["id"]] = {key: value for key, value in metrics.items() if value is not None}
     return files

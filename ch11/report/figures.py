@@ -8,18 +8,18 @@ import math
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from scipy.special import erf, expit
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from scipy.special import erf, expit  # noqa: E402
+from ch11 import paths
+from ch11.report import findings as fd, verdicts as v
+from ch11.report.stats import finite, summarize
 
-from ch11 import paths  # noqa: E402
-from ch11.report import findings as fd  # noqa: E402
-from ch11.report.stats import finite, summarize  # noqa: E402
+matplotlib.use("Agg")   # PNG files only, whatever the process's default backend
 
 CLASS_NAMES = {
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -31,8 +31,8 @@ COLORS = plt.get_cmap("tab10").colors
 # Every figure's style, applied per drawing function (@plt.rc_context): matplotlib's global settings untouched
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9, "axes.grid": True,
          "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
-READING_COLORS = {"helps": "#1a9850", "helps, < δ": "#91cf60", "no effect": "#4575b4", "hurts, < δ": "#fc8d59",
-                  "hurts": "#d73027", "unresolved": "#808080", "diverges": "#7b3294"}
+READING_COLORS = {v.HELPS: "#1a9850", v.HELPS_SLIGHTLY: "#91cf60", v.NO_EFFECT: "#4575b4", v.HURTS_SLIGHTLY: "#fc8d59",
+                  v.HURTS: "#d73027", v.UNRESOLVED: "#808080", v.DIVERGES: "#7b3294"}
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 ACTIVATIONS = {
     "sigmoid": expit,
@@ -78,8 +78,7 @@ def experiment_figures(number: int, exp, runs: dict[str, fd.RunData], dataset: s
             claimed = next((i.value for i in exp.values if i.run == run.name and i.metric == metric), None)
             bars.append({"label": label + div, "claimed": claimed,
                          "values": finite(run.values(metric, 100.0).values())})
-            mc = finite(run.values("mc_test_accuracy", 100.0).values())
-            if metric == "test_accuracy" and mc:
+            if metric == "test_accuracy" and (mc := finite(run.values("mc_test_accuracy", 100.0).values())):
                 bars.append({"label": f"{label} — MC dropout", "values": mc, "claimed": None})
         panels.append({"xlabel": f"{fd.metric_name(metric)} (%)", "bars": bars})
     add("accuracy", variant_bars, f"{title} — by variant", panels)
@@ -141,26 +140,25 @@ def layer_means(per_seed: list[list[dict]]) -> dict | None:
             for m in ("grad_norm", "activation_std", "weight_var", "theory_var")}
 
 
-def legend_columns(curves: list[dict]) -> int:
-    """Columns of the legend below the axes: as many as fit the figure's width (labels run to ~60 characters)."""
+def epoch_plot(path: Path, title: str, ylabel: str, curves: list[dict], plot, yscale: str = "linear"
+               ) -> Path | None:
+    """Curves over epochs, ``plot(ax, i, curve)`` drawing each; integer epoch ticks on short runs; the legend below
+    axes that keep their height however many curves it lists, in as many columns as fit (labels run to ~60
+    characters). None without a curve."""
+    curves = [c for c in curves if len(c["epochs"])]
+    if not curves:
+        return None
     longest = max(len(c["label"]) + len(c.get("n_note", "")) for c in curves)
-    return 1 if len(curves) <= 3 else 3 if longest <= 40 else 2
-
-
-def epoch_figure(curves: list[dict]):
-    """A figure whose axes keep their height however many curves the legend below them lists."""
-    return plt.subplots(figsize=(10.5, 5.2 + 0.22 * math.ceil(len(curves) / legend_columns(curves))))
-
-
-def save_epoch_plot(fig, ax, curves: list[dict], path: Path, title: str, ylabel: str) -> Path:
-    """Integer epoch ticks on short runs, the legend below the axes."""
-    ax.set(xlabel="epoch", ylabel=ylabel)
+    ncol = 1 if len(curves) <= 3 else 3 if longest <= 40 else 2
+    fig, ax = plt.subplots(figsize=(10.5, 5.2 + 0.22 * math.ceil(len(curves) / ncol)))
+    for i, c in enumerate(curves):
+        plot(ax, i, c)
+    ax.set(xlabel="epoch", ylabel=ylabel, yscale=yscale)
     ax.set_title(title, fontweight="bold")
-    longest = max(len(c["epochs"]) for c in curves)
-    if longest <= 15:
-        ax.set_xticks(np.arange(1, longest + 1))
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False, ncol=legend_columns(curves),
-              fontsize=8)
+    epochs = max(len(c["epochs"]) for c in curves)
+    if epochs <= 15:
+        ax.set_xticks(np.arange(1, epochs + 1))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False, ncol=ncol, fontsize=8)
     fig.tight_layout()
     return save(fig, path)
 
@@ -170,7 +168,6 @@ def save(fig, path: Path, title: str | None = None) -> Path:
     if title:
         fig.suptitle(title, fontweight="bold")
         fig.tight_layout()
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
@@ -188,27 +185,21 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
     n_bars = max(len(p["bars"]) for p in panels)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.8, max(0.55 * n_bars + 1.9, 2.9)),
                              squeeze=False)
-    any_claim = False
     for ax, panel in zip(axes[0], panels):
         bars = panel["bars"]
         y = np.arange(len(bars))[::-1]
-        stats = [(s["mean"] if s["n"] else np.nan, s["std"] or 0.0)
-                 for s in (summarize(b["values"]) for b in bars)]
-        ax.barh(y, [m for m, _ in stats], xerr=[s for _, s in stats], height=0.6,
+        stats = [summarize(b["values"]) for b in bars]   # every bar has values (filtered above)
+        ax.barh(y, [s["mean"] for s in stats], xerr=[s["std"] or 0.0 for s in stats], height=0.6,
                 color=[COLORS[i % 10] for i in range(len(bars))], alpha=0.55, edgecolor="black",
                 linewidth=0.6, error_kw={"elinewidth": 1.5, "capsize": 5, "ecolor": "black"})
-        everything = []
         for yi, bar in zip(y, bars):
-            vals = np.asarray(bar["values"], dtype=float)
-            offsets = np.linspace(-0.18, 0.18, len(vals)) if len(vals) > 1 else np.zeros(1)
-            ax.scatter(vals, yi + offsets, s=22, color="black", zorder=3)
-            everything += list(vals)
-            if bar.get("claimed") is not None:
-                any_claim = True
-                everything.append(bar["claimed"])
+            offsets = np.linspace(-0.18, 0.18, n) if (n := len(bar["values"])) > 1 else np.zeros(1)
+            ax.scatter(bar["values"], yi + offsets, s=22, color="black", zorder=3)
+            if bar["claimed"] is not None:
                 ax.scatter([bar["claimed"]], [yi], marker="D", s=60, color="red", edgecolor="white",
                            linewidth=0.8, zorder=4)
         ax.set_yticks(y, [b["label"] for b in bars])
+        everything = [x for b in bars for x in (*b["values"], b["claimed"]) if x is not None]
         lo, hi = min(everything), max(everything)
         pad = max(0.5, 0.12 * (hi - lo))
         left = lo - 3 * pad
@@ -218,7 +209,7 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
     handles = [Patch(facecolor="grey", alpha=0.55, edgecolor="black", label="mean over seeds"),
                Line2D([], [], color="black", marker="|", markersize=10, linestyle="-", label="±1 std over seeds"),
                Line2D([], [], color="black", marker="o", markersize=5, linestyle="", label="one seed")]
-    if any_claim:
+    if any(b["claimed"] is not None for p in panels for b in p["bars"]):
         handles.append(Line2D([], [], color="red", marker="D", markersize=7, linestyle="",
                               label="write-up's reported value"))
     fig.suptitle(title, fontweight="bold")
@@ -231,22 +222,16 @@ def variant_bars(path: Path, title: str, panels: list[dict]) -> Path | None:
 
 @plt.rc_context(STYLE)
 def learning_curves(path: Path, title: str, curves: list[dict]) -> Path | None:
-    """curves: [{"label", "epochs", "mean", "std", "n_note"}]: mean over seeds per epoch (1-based), with a
+    """curves: [{"label", "epochs", "mean", "std", "n_note"}] (arrays): mean over seeds per epoch (1-based), with a
     ±1 std band where at least two seeds reached that epoch."""
-    curves = [c for c in curves if len(c["epochs"])]
-    if not curves:
-        return None
-    fig, ax = epoch_figure(curves)
-    for i, c in enumerate(curves):
-        color = COLORS[i % 10]
-        ax.plot(c["epochs"], c["mean"], "-" if i < 10 else "--", color=color, linewidth=1.8,
+    def plot(ax, i: int, c: dict) -> None:
+        ax.plot(c["epochs"], c["mean"], "-" if i < 10 else "--", color=COLORS[i % 10], linewidth=1.8,
                 marker="o" if len(c["epochs"]) <= 15 else None, markersize=3.5,
                 label=f"{c['label']} ({c['n_note']})")
-        std = np.asarray(c["std"], dtype=float)
-        if np.isfinite(std).any():
-            mean = np.asarray(c["mean"], dtype=float)
-            ax.fill_between(c["epochs"], mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
-    return save_epoch_plot(fig, ax, curves, path, title, "validation accuracy (%)")
+        if np.isfinite(c["std"]).any():
+            ax.fill_between(c["epochs"], c["mean"] - c["std"], c["mean"] + c["std"], color=COLORS[i % 10],
+                            alpha=0.15, linewidth=0)
+    return epoch_plot(path, title, "validation accuracy (%)", curves, plot)
 
 
 @plt.rc_context(STYLE)
@@ -256,11 +241,10 @@ def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None
     (means over seeds per layer; None where a value is not finite)."""
     if not series:
         return None
-    rows = [("grad_norm", "gradient norm of the kernel\n(mean over seeds, log scale)"),
-            ("activation_std", "std of the layer's output\n(mean over seeds, log scale)")]
+    rows = [("grad_norm", "gradient norm of the kernel"), ("activation_std", "std of the layer's output")]
     cols = [("init", "at initialisation"), ("after", "after training")]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, sharey="row")
-    for r, (metric, ylabel) in enumerate(rows):
+    for r, (metric, name) in enumerate(rows):
         for c, (stage, stage_title) in enumerate(cols):
             ax = axes[r][c]
             for i, s in enumerate(series):
@@ -272,9 +256,9 @@ def layer_diagnostics(path: Path, title: str, series: list[dict]) -> Path | None
                 ax.set_yscale("log")
             else:
                 ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
-            ax.set_title(f"{ylabel.split(chr(10))[0]} — {stage_title}")
+            ax.set_title(f"{name} — {stage_title}")
             if c == 0:
-                ax.set_ylabel(ylabel)
+                ax.set_ylabel(f"{name}\n(mean over seeds, log scale)")
             if r == 1:
                 ax.set_xticks(series[0]["layers"], series[0]["tick_labels"])
                 ax.set_xlabel("Dense layer (fan_in → fan_out)")
@@ -308,16 +292,10 @@ def init_variance(path: Path, title: str, series: list[dict]) -> Path | None:
 def learning_rates(path: Path, title: str, curves: list[dict]) -> Path | None:
     """The learning rate each schedule actually used per epoch (from the history). curves: [{"label",
     "epochs", "lr"}]."""
-    curves = [c for c in curves if len(c["epochs"])]
-    if not curves:
-        return None
-    fig, ax = epoch_figure(curves)
-    markers = "osD^v<>ph*"
-    for i, c in enumerate(curves):
-        ax.plot(c["epochs"], c["lr"], "-", color=COLORS[i % 10], marker=markers[i % 10], markersize=5,
+    def plot(ax, i: int, c: dict) -> None:
+        ax.plot(c["epochs"], c["lr"], "-", color=COLORS[i % 10], marker="osD^v<>ph*"[i % 10], markersize=5,
                 linewidth=1.8, label=c["label"])
-    ax.set_yscale("log")
-    return save_epoch_plot(fig, ax, curves, path, title, "learning rate (end of epoch, log scale)")
+    return epoch_plot(path, title, "learning rate (end of epoch, log scale)", curves, plot, yscale="log")
 
 
 @plt.rc_context(STYLE)
@@ -356,10 +334,10 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
     height = 0.27 * len(rows) + 1.6
     fig, ax = plt.subplots(figsize=(13, height))
     y = np.arange(len(rows))[::-1]
-    ax.axvspan(-delta, delta, color="#4575b4", alpha=0.12, lw=0)
+    ax.axvspan(-delta, delta, color=READING_COLORS[v.NO_EFFECT], alpha=0.12, lw=0)
     ax.axvline(0, color="black", lw=0.8)
     for yi, r in zip(y, rows):
-        color = READING_COLORS.get(r["reading"], "black")
+        color = READING_COLORS[r["reading"]]   # a row with a difference has a reading of verdicts.READINGS
         ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=color, lw=2)
         ax.plot(r["diff"], yi, "o", color=color, ms=5)
         if r.get("claim") is not None:
@@ -370,7 +348,7 @@ def forest_plot(path: Path, title: str, rows: list[dict], delta: float) -> Path 
     handles = [Line2D([], [], color=c, lw=2, marker="o", label=k) for k, c in READING_COLORS.items()
                if any(r["reading"] == k for r in rows)]
     handles += [Line2D([], [], ls="", marker="D", color="black", mfc="none", label="the write-up's Δ"),
-                Patch(color="#4575b4", alpha=0.12, label=f"±{delta:g} pts: no effect band")]
+                Patch(color=READING_COLORS[v.NO_EFFECT], alpha=0.12, label=f"±{delta:g} pts: no effect band")]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
     fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
     return save(fig, path)
@@ -381,10 +359,10 @@ def activation_shapes(path: Path) -> Path:
     """The activation functions of experiment 4 (and exercise 8), computed with numpy on z in [-4, 4]."""
     z = np.linspace(-4, 4, 401)
     fig, axes = plt.subplots(2, 4, figsize=(13, 6.2), sharex=True, sharey=True)
-    for ax, (i, (name, fn)) in zip(axes.flat, enumerate(ACTIVATIONS.items())):
+    for ax, color, (name, fn) in zip(axes.flat, COLORS, ACTIVATIONS.items()):
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.axvline(0, color="grey", linewidth=0.8)
-        ax.plot(z, fn(z), color=COLORS[i % 10], linewidth=2.2)
+        ax.plot(z, fn(z), color=color, linewidth=2.2)
         ax.set(title=name, xlim=(-4, 4), ylim=(-2.2, 4.2))
     for ax in axes[1]:
         ax.set_xlabel("input z")

@@ -1,18 +1,12 @@
 """How our seeds answer a comparison: a seed-blocked model per experiment, then one adjustment per family.
 
-Model, per experiment and metric, over every run (column) the experiment compares:
-    y[run, seed] = mu + alpha[run] + beta[seed] + e,   e ~ N(0, sigma^2[run])
-The seed is a block (it fixes the data order, and the initial weights where architectures match). The effect
-a - b is the least-squares contrast alpha[a] - alpha[b]; its variance uses each run's own residual spread (its
-residual sum of squares over its share of the residual degrees of freedom), with Satterthwaite's degrees of
-freedom. Runs that share fewer than 2 seeds are compared by Welch's test (the same estimator without the seed term);
-MC dropout against the same models' plain inference is paired over their seeds, outside the model.
-Families: the write-up's claims are confirmatory (Bonferroni: simultaneous CIs at 1 - alpha/m, p x m); every
-other comparison is exploratory (Benjamini-Hochberg FDR, with Benjamini-Yekutieli FCR-adjusted CIs at
-1 - R alpha/m, R = the number selected). A third family, the rule pairs, asks whether an effect changes with the
-budget rule: the per-seed difference of the two effects, paired t, Bonferroni over the pairs. Either way a CI
-excludes 0 exactly when its adjusted p < alpha.
-numpy/scipy/statsmodels only; docs/statistics.md states the model and its measured error rates.
+Per experiment and metric, y[run, seed] = mu + alpha[run] + beta[seed] + e, e ~ N(0, sigma^2[run]); a - b is the
+least-squares contrast alpha[a] - alpha[b], its variance from each run's own residual spread with Satterthwaite's
+degrees of freedom (Welch's test where two runs share fewer than 2 seeds). The write-up's claims are confirmatory
+(Bonferroni), the other comparisons exploratory (Benjamini-Hochberg, Benjamini-Yekutieli CIs), and the rule pairs
+(an effect's per-seed change between two budget rules, paired t) a third family (Bonferroni); in every family a CI
+excludes 0 exactly when its adjusted p < alpha. docs/statistics.md states the model, its fallbacks and why, and
+its measured error rates.
 """
 from __future__ import annotations
 
@@ -61,20 +55,19 @@ class BlockModel:
                  if is_finite(v)]
         self.keys = list(dict.fromkeys(k for k, _, _ in cells))
         seeds = sorted({s for _, s, _ in cells}) if blocked else []
-        self.key_of = np.array([self.keys.index(k) for k, _, _ in cells])
+        self.masks = [np.array([kk == k for kk, _, _ in cells]) for k in self.keys]   # each column's cells
         self.seeds_of = {k: {s for kk, s, _ in cells if kk == k} for k in self.keys}
-        x = np.column_stack([np.ones(len(cells))]
-                            + [[k == key for key, _, _ in cells] for k in self.keys[1:]]
+        x = np.column_stack([np.ones(len(cells))] + self.masks[1:]
                             + [[s == seed for _, seed, _ in cells] for s in seeds[1:]]).astype(float)
         self.y = np.array([v for _, _, v in cells])
-        self.gram_inv = np.linalg.pinv(x.T @ x)
         self.gram = x.T @ x
+        self.gram_inv = np.linalg.pinv(self.gram)
         self.solve = self.gram_inv @ x.T          # coefficients = solve @ y
         residual_maker = np.eye(len(cells)) - x @ self.solve
-        rss = np.array([np.sum((residual_maker @ self.y)[self.key_of == r] ** 2) for r in range(len(self.keys))])
+        residuals = residual_maker @ self.y
+        rss = np.array([np.sum(residuals[m] ** 2) for m in self.masks])
         # each column's share of the residual degrees of freedom (Welch: n - 1; balanced: (S-1)(K-1)/K)
-        self.df_per_key = np.array([np.trace(residual_maker[np.ix_(self.key_of == r, self.key_of == r)])
-                                    for r in range(len(self.keys))])
+        self.df_per_key = np.array([np.trace(residual_maker[np.ix_(m, m)]) for m in self.masks])
         rss[rss <= 1e-20 * np.sum(self.y ** 2)] = 0.0    # round-off of an exact fit: no spread at all
         self.variances = np.divide(rss, self.df_per_key, out=np.zeros_like(rss), where=self.df_per_key > 0)
 
@@ -88,7 +81,7 @@ class BlockModel:
         if not np.allclose(c @ self.gram_inv @ self.gram, c, atol=1e-8) or not self.df_per_key.sum():
             return None
         w = c @ self.solve
-        parts = np.array([self.variances[r] * np.sum(w[self.key_of == r] ** 2) for r in range(len(self.keys))])
+        parts = np.array([s2 * np.sum(w[m] ** 2) for s2, m in zip(self.variances, self.masks)])
         var = float(parts.sum())
         live = parts > 0
         df = var ** 2 / float(np.sum(parts[live] ** 2 / self.df_per_key[live])) if var > 0 else math.inf
@@ -127,13 +120,10 @@ def adjust(estimates: dict[Hashable, Estimate], family: str, alpha: float = ALPH
     keys = list(estimates)
     if not keys:
         return {}
-    p = np.array([estimates[k].p() for k in keys])
-    m = len(keys)
-    if family == EXPLORATORY:
-        p_adj = multipletests(p, alpha=alpha, method="fdr_bh")[1]
-        level = 1 - max(int(np.sum(p_adj < alpha)), 1) * alpha / m
-    else:   # Bonferroni: the confirmatory claims, the rule pairs
-        p_adj, level = np.minimum(1.0, p * m), 1 - alpha / m
+    bonferroni = family != EXPLORATORY     # the confirmatory claims, the rule pairs
+    p_adj = multipletests([estimates[k].p() for k in keys], alpha, "bonferroni" if bonferroni else "fdr_bh")[1]
+    selected = 1 if bonferroni else max(int(np.sum(p_adj < alpha)), 1)   # Benjamini-Yekutieli's R
+    level = 1 - selected * alpha / len(keys)
     return {k: Adjusted(family, float(pa), level, *estimates[k].ci(level)) for k, pa in zip(keys, p_adj)}
 
 
@@ -150,10 +140,8 @@ def seeds_to_resolve(est: Estimate, level: float, magnitude: float, limit: int =
     """Seeds per run at which a CI at ``level`` would exclude 0 with probability RESOLVE_POWER if the true effect
     were ``magnitude``, at the observed spread: the t-based sample size (t at the CI's level plus t at the power)
     with the standard error scaling as 1/sqrt(seeds) and the degrees of freedom in proportion; None past
-    ``limit`` or when the spread is unknown."""
+    ``limit``. Called for a CI that holds 0 around |diff| >= delta (findings.numbers): se > 0, df finite, n >= 2."""
     n_now = int(est.n.split("/")[0])
-    if not est.se or n_now < 2 or not math.isfinite(est.df):
-        return None
     for n in range(n_now + 1, limit + 1):
         df = est.df * (n - 1) / (n_now - 1)
         t_sum = sps.t.ppf(0.5 + level / 2, df) + sps.t.ppf(RESOLVE_POWER, df)

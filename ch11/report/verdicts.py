@@ -27,10 +27,11 @@ DEPENDS, SAME_UNDER_BOTH = "depends on the rule", "same under both"
 def effect_reading(lo: float, hi: float, delta: float) -> str:
     """A technique's effect read off its adjusted CI [lo, hi]: helps / hurts when it excludes 0 (", < δ" when it
     also lies within ±delta), no effect when it holds 0 and lies within ±delta, else unresolved."""
-    within = -delta < lo and hi < delta
-    if lo > 0 or hi < 0:
-        return (HELPS if lo > 0 else HURTS) if not within else (HELPS_SLIGHTLY if lo > 0 else HURTS_SLIGHTLY)
-    return NO_EFFECT if within else UNRESOLVED
+    if lo > 0:
+        return HELPS_SLIGHTLY if hi < delta else HELPS
+    if hi < 0:
+        return HURTS_SLIGHTLY if lo > -delta else HURTS
+    return NO_EFFECT if -delta < lo and hi < delta else UNRESOLVED
 
 
 def rule_reading(lo: float, hi: float, delta: float) -> str:
@@ -49,11 +50,8 @@ def decimals_to_show(lo: float, hi: float, edges: tuple[float, ...], decimals: i
 
 
 def claim_verdict(lo: float, hi: float, sign: int, size: float | None, delta: float) -> str:
-    """A claim 'the difference has sign ``sign`` (and size ``size``)' against our adjusted CI [lo, hi]. With the
-    claimed direction counted positive: CI above 0 -> supported (the size inside, or no size claimed), smaller /
-    larger than claimed; CI below 0 -> opposite sign; CI holding 0 -> below resolution when it also holds the
-    claimed size (or none was claimed and the CI reaches past ±delta), no effect when it lies within ±delta,
-    else claimed size excluded, sign open."""
+    """A claim 'the difference has sign ``sign`` (and size ``size``)' against our adjusted CI [lo, hi], the claimed
+    direction counted positive: docs/statistics.md tabulates the verdicts."""
     low, high = (lo, hi) if sign > 0 else (-hi, -lo)
     claimed = abs(size) if size is not None else None
     if high < 0:
@@ -104,6 +102,6 @@ def stopped_early(val_loss: list[float], patience: int) -> bool:
     """The early-stopping criterion on a finished history: its lowest validation loss came at least
     ``patience`` epochs before its last epoch (so early stopping with that patience fired, or would have)."""
     vals = np.asarray(val_loss, dtype=float)
-    if not len(vals) or not np.isfinite(vals).any():
+    if not np.isfinite(vals).any():   # no value at all, or none finite
         return False
     return len(vals) - (int(np.nanargmin(vals)) + 1) >= patience
