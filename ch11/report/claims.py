@@ -79,7 +79,6 @@ class Experiment(Strict):
     comparisons: list[Comparison] = []
     checks: list[Check] = []
     figures: list[FigureName | dict[Literal["confusion"], str]] = []
-    reported: bool = True
 
 
 class Claims(Strict):
@@ -110,9 +109,14 @@ def load(path: Path = CLAIMS_PATH) -> Claims:
     return claims
 
 
+def key_of(item: Effect | Comparison) -> tuple[str, str, str, str]:
+    """(run a, the metric read on a, run b, metric): one comparison, however it is stated."""
+    return item.a, getattr(item, "a_metric", None) or item.metric, item.b, item.metric
+
+
 def stated_both_ways(claims: Claims) -> tuple[str, str, str] | None:
     """(a, b, metric) of a comparison that effects or comparisons state as a − b and as b − a, if any."""
     stated = [*claims.effects, *(c for e in claims.experiments.values() for c in e.comparisons)]
-    pairs = {(i.a, getattr(i, "a_metric", None) or i.metric, i.b, i.metric) for i in stated if i.a != i.b}
+    pairs = {key_of(i) for i in stated if i.a != i.b}
     twice = sorted((a, b, metric) for a, read, b, metric in pairs if (b, metric, a, read) in pairs and a < b)
     return twice[0] if twice else None

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ch11 import paths
 from ch11.report import inference as inf, verdicts as v
-from ch11.report.claims import Check, Claims, Comparison, Effect, Value
+from ch11.report.claims import Check, Claims, Comparison, Effect, Value, key_of
 from ch11.report.stats import is_finite, per_seed_metrics, summarize
 
 # A run's budget and checkpoint rule (and its seeds): what its configuration holds besides its technique
@@ -33,7 +33,6 @@ METRIC_NAMES = {"test_accuracy": "test accuracy", "best_val_accuracy": "best val
 SCALE = {"percent": 100.0, "points": 100.0, "epochs": 1.0, "minutes": 1 / 60}
 SUFFIX = {"percent": " %", "points": " pts", "epochs": " epochs", "minutes": " min"}
 DECIMALS = {"percent": 2, "points": 2, "epochs": 1, "minutes": 2}
-READING_ORDER = v.READINGS + (v.NOT_TESTED,)
 
 
 def metric_name(metric: str) -> str:
@@ -42,7 +41,7 @@ def metric_name(metric: str) -> str:
 
 def by_reading(effects: list[dict]) -> list[dict]:
     """The effects in reading order (helps, no effect, hurts, unresolved, diverges), largest Δ first."""
-    return sorted(effects, key=lambda r: (READING_ORDER.index(r["reading"]),
+    return sorted(effects, key=lambda r: (v.READINGS.index(r["reading"]),
                                           -(r["diff"] if r["diff"] is not None else 0)))
 
 
@@ -155,10 +154,6 @@ def n_note(counts: list[int]) -> str:
     return f"n={counts[0]}" + (f"→{counts[-1]}, from epoch {changes[0] + 1}" if changes else "")
 
 
-def key_of(item) -> inf.Key:
-    return item.a, getattr(item, "a_metric", None) or item.metric, item.b, item.metric
-
-
 def slug(key: inf.Key) -> str:
     """A comparison's stable, filesystem-safe id, e.g. 'e04_elu-vs-baseline' or
     'e05_bn_after-vs-baseline.epoch1_val_accuracy'."""
@@ -225,16 +220,18 @@ def rules_note(a: RunData, b: RunData) -> list[str]:
     return [f"rules differ: `{b.name}` {b.rule}"] if a.rule != b.rule else []
 
 
+def would_resolve(row: dict) -> str:
+    """'~17 seeds would resolve it with 80 % power' for an unresolved row with ``seeds_needed``."""
+    return f"~{row['seeds_needed']} seeds would resolve it with {100 * inf.RESOLVE_POWER:.0f} % power"
+
+
 def effect_row(item: Effect, runs: dict[str, RunData], shared: dict, delta: float) -> dict:
     a, b = runs[item.a], runs[item.b]
     row = {"exp": item.exp, "label": item.label, "a": item.a, "b": item.b, "metric": item.metric,
-           "a_metric": item.a_metric, "claim": item.claim, "notes": notes_for(a, b),
+           "a_metric": item.a_metric, "claim": item.claim, "notes": notes_for(a, b) + rules_note(a, b),
            **qualifiers(runs, item.a, item.b, item.metric), **shared}
-    row["notes"] += rules_note(a, b)
     if row["seeds_needed"]:
-        power = f"{100 * inf.RESOLVE_POWER:.0f} %"
-        row["notes"].append(f"~{row['seeds_needed']} seeds would resolve it with {power} power at this spread, "
-                            "were Δ as estimated")
+        row["notes"].append(f"{would_resolve(row)} at this spread, were Δ as estimated")
     if len(a.diverged()) * 2 >= len(a.seeds) > 0 and not b.diverged():
         row["reading"] = v.DIVERGES
     elif row["diff"] is None:
@@ -252,7 +249,7 @@ def value_row(item: Value, runs: dict[str, RunData], label: str) -> dict:
            "tolerance": item.tolerance, "note": item.note, "ours": run.describe(item.metric, item.unit),
            "interval": list(interval) if interval else None}
     why = not_lr_tested(item.requires_lr_change, runs) if item.compare else item.note or "shown, not tested"
-    return {**row, "verdict": v.NOT_TESTED if why else v.value_verdict(vals, item.value, item.tolerance), "why": why}
+    return {**row, "verdict": v.NOT_TESTED if why else v.value_verdict(interval, item.value, item.tolerance), "why": why}
 
 
 def not_lr_tested(run: str | None, runs: dict[str, RunData]) -> str:

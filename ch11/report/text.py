@@ -9,8 +9,8 @@ from pathlib import Path
 
 import jinja2
 
-from ch11.report import findings as fd, inference as inf, verdicts as v
-from ch11.report.findings import READING_ORDER, by_reading, percent
+from ch11.report import findings as fd, verdicts as v
+from ch11.report.findings import by_reading, percent
 from ch11.report.stats import summarize
 
 TEMPLATE = Path(__file__).resolve().parent / "report.md.j2"
@@ -136,7 +136,7 @@ def claim_record(r: dict, exps: dict[int, str]) -> dict:
 
 def effect_groups(effects: list[dict], exps: dict[int, str]) -> list[dict]:
     """The effects table split by what it measures (final test accuracy first), each in reading order."""
-    return [{"title": title, "tally": tally(rows, "reading", READING_ORDER),
+    return [{"title": title, "tally": tally(rows, "reading", v.READINGS),
              "rows": [effect_record(r, exps) for r in rows]}
             for metric, title in GROUPS.items() if (rows := by_reading([r for r in effects if r["metric"] == metric]))]
 
@@ -176,19 +176,20 @@ def answer(found: dict) -> list[str]:
     big = [r for r in still if abs(r["diff"]) >= found["delta"]]
     diverges = [r["label"] for r in found["effects"] if r["reading"] == v.DIVERGES]
     delta = f"±{found['delta']:g}"
+    still_open = f"**Still open** (CI holds 0 and reaches past {delta}): {len(still)}"
+    if big:
+        still_open += (f"; with |Δ| ≥ {found['delta']:g} pts: "
+                       + "; ".join(f"{r['label']} {r['diff']:+.2f}"
+                                   + (f" ({fd.would_resolve(r)})" if r["seeds_needed"] else "") for r in big)
+                       + f"; the other {len(still) - len(big)} are estimated inside {delta}")
     return [
         f"**Helps** final test accuracy (adjusted CI above 0; Δ in points): {listed(helps) or 'nothing'}.",
         f"**Hurts**: {listed(hurts) or 'nothing'}." + (f" **Diverges**: {', '.join(diverges)}." if diverges else ""),
         f"**No measurable difference** (CI inside {delta} pts): {listed(same) or 'none'}.",
-        f"**Still open** (CI holds 0 and reaches past {delta}): {len(still)}" + (
-            f"; with |Δ| ≥ {found['delta']:g} pts: " + "; ".join(
-                f"{r['label']} {r['diff']:+.2f}" + (f" (~{r['seeds_needed']} seeds would resolve it with "
-                                                    f"{100 * inf.RESOLVE_POWER:.0f} % power)"
-                                                    if r["seeds_needed"] else "") for r in big)
-            + f"; the other {len(still) - len(big)} are estimated inside {delta}" if big else "") + ".",
+        still_open + ".",
         *rule_sentence(found["rule_pairs"]),
         f"**The write-up's {len(found['comparisons'])} claimed differences**: "
-        + tally(found["comparisons"], "verdict", v.CLAIM_VERDICTS + (v.NOT_TESTED,)) + "."]
+        + tally(found["comparisons"], "verdict", v.CLAIM_VERDICTS) + "."]
 
 
 def render(params, dataset: str, found: dict, claims, runs: dict[str, fd.RunData], figures: dict) -> str:
@@ -206,7 +207,7 @@ def render(params, dataset: str, found: dict, claims, runs: dict[str, fd.RunData
         capped=", ".join(f"{k}={x}" for k, x in capped.items()), answer=answer(found),
         effect_groups=effect_groups(found["effects"], exps), forest=figures.get("forest"),
         rule_pairs=[rule_pair_record(p) for p in found["rule_pairs"]],
-        claims_tally=tally(found["comparisons"], "verdict", v.CLAIM_VERDICTS + (v.NOT_TESTED,)),
+        claims_tally=tally(found["comparisons"], "verdict", v.CLAIM_VERDICTS),
         comparisons=[claim_record(r, exps) for r in found["comparisons"]],
         checks=[{"exp.": r["exp"], "claim": r["claim"], "ours": r["ours"],
                  "verdict": f"**{r['verdict']}**" if r["claimed"] else f"{r['verdict']} (not claimed)"}

@@ -14,13 +14,13 @@ from ch11.report.stats import finite, summarize
 
 HELPS, HURTS, NO_EFFECT, UNRESOLVED, DIVERGES = "helps", "hurts", "no effect", "unresolved", "diverges"
 HELPS_SLIGHTLY, HURTS_SLIGHTLY = "helps, < δ", "hurts, < δ"
-READINGS = (HELPS, HELPS_SLIGHTLY, NO_EFFECT, HURTS_SLIGHTLY, HURTS, UNRESOLVED, DIVERGES)
+NOT_TESTED = "not tested"
+READINGS = (HELPS, HELPS_SLIGHTLY, NO_EFFECT, HURTS_SLIGHTLY, HURTS, UNRESOLVED, DIVERGES, NOT_TESTED)
 SUPPORTED, SMALLER, LARGER, OPPOSITE = "supported", "smaller than claimed", "larger than claimed", "opposite sign"
 BELOW_RESOLUTION, SIZE_EXCLUDED = "below resolution", "claimed size excluded, sign open"
-CLAIM_VERDICTS = (SUPPORTED, SMALLER, LARGER, OPPOSITE, NO_EFFECT, SIZE_EXCLUDED, BELOW_RESOLUTION)
+CLAIM_VERDICTS = (SUPPORTED, SMALLER, LARGER, OPPOSITE, NO_EFFECT, SIZE_EXCLUDED, BELOW_RESOLUTION, NOT_TESTED)
 IN_RANGE, OUT_OF_RANGE = "in range", "out of range"
 HOLDS, FAILS, MIXED = "holds", "fails", "mixed"
-NOT_TESTED = "not tested"
 DEPENDS, SAME_UNDER_BOTH = "depends on the rule", "same under both"
 
 
@@ -76,10 +76,9 @@ def prediction_interval(values: list[float]) -> tuple[float, float] | None:
     return s["mean"] - half, s["mean"] + half   # (t.interval gives NaN when every seed agrees: sd = 0)
 
 
-def value_verdict(values: list[float], claimed: float, tolerance: float = 0.0) -> str:
+def value_verdict(interval: tuple[float, float] | None, claimed: float, tolerance: float = 0.0) -> str:
     """In range when the claimed single-run value (± the write-up's own precision ``tolerance``, for claims
-    such as "≈ 85 %") meets our prediction interval, else out of range."""
-    interval = prediction_interval(values)
+    such as "≈ 85 %") meets our prediction ``interval`` (prediction_interval; None: not tested), else out of range."""
     if interval is None:
         return NOT_TESTED
     return IN_RANGE if interval[0] - tolerance <= claimed <= interval[1] + tolerance else OUT_OF_RANGE
