@@ -50,8 +50,11 @@ def decimals_to_show(lo: float, hi: float, edges: tuple[float, ...], decimals: i
 
 
 def claim_verdict(lo: float, hi: float, sign: int, size: float | None, delta: float) -> str:
-    """A claim 'the difference has sign ``sign`` (and size ``size``)' against our adjusted CI [lo, hi], the claimed
-    direction counted positive: docs/statistics.md tabulates the verdicts."""
+    """A claim 'the difference has sign ``sign`` (and size ``size``)' against our adjusted CI [lo, hi]. With the
+    claimed direction counted positive: CI above 0 -> supported (the size inside, or no size claimed), smaller /
+    larger than claimed; CI below 0 -> opposite sign; CI holding 0 -> below resolution when it also holds the
+    claimed size (or none was claimed and the CI reaches past ±delta), no effect when it lies within ±delta,
+    else claimed size excluded, sign open."""
     low, high = (lo, hi) if sign > 0 else (-hi, -lo)
     claimed = abs(size) if size is not None else None
     if high < 0:
