@@ -44,14 +44,19 @@ def read_host_checks(dataset: str) -> list[dict]:
 
 def effects_metrics(found: dict) -> dict:
     """effects.json: each comparison once by its id, with its family, numbers and words (reading where it is an
-    effect, verdict where it is a claim; a claim that is also an effect has both)."""
+    effect, verdict where it is a claim; a claim that is also an effect has both); each rule pair by its two
+    effects' ids, its change (first − second) and reading."""
     fields = ("family", "diff", "ci_low", "ci_high", "ci_level", "n", "p", "p_adj")
     out: dict[str, dict] = {}
     for r in found["effects"]:
         out.setdefault(r["id"], {f: r[f] for f in fields})["reading"] = r["reading"]
     for r in found["comparisons"]:
         out.setdefault(r["id"], {f: r[f] for f in fields})["verdict"] = r["verdict"]
-    return {"alpha": found["alpha"], "delta": found["delta"], "families": found["families"], "comparisons": out}
+    pairs = [{"first": p["first"]["id"], "second": p["second"]["id"],
+              **{f: p.get(f) for f in ("diff", "ci_low", "ci_high", "ci_level", "n", "p_adj", "reading")}}
+             for p in found["rule_pairs"]]
+    return {"alpha": found["alpha"], "delta": found["delta"], "families": found["families"], "comparisons": out,
+            "rule_pairs": pairs}
 
 
 def write_curves(path: Path, curves: list[dict]) -> None:

@@ -48,6 +48,10 @@ def test_effects_json_words_follow_their_intervals():
         if c.get("reading") not in (None, v.DIVERGES, v.NOT_TESTED):
             assert v.effect_reading(c["ci_low"], c["ci_high"], found["delta"]) == c["reading"], key
         assert c["family"] in ("confirmatory", "exploratory"), key
+    for pair in found["rule_pairs"]:
+        if pair["diff"] is not None:
+            assert v.rule_reading(pair["ci_low"], pair["ci_high"], found["delta"]) == pair["reading"], pair
+            assert (pair["ci_low"] > 0 or pair["ci_high"] < 0) == (pair["p_adj"] < found["alpha"]), pair
 
 
 def test_results_md_words_follow_the_intervals_printed_beside_them():
@@ -75,4 +79,4 @@ def test_results_md_words_follow_the_intervals_printed_beside_them():
                 # a claimed size inside ±δ cannot be refuted as a meaningful effect: the row says so
                 assert (size is not None and abs(size) < delta) == ("is itself inside" in row.get("note", "")), row
                 checked += 1
-    assert checked >= 47
+    assert checked >= 48

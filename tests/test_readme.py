@@ -54,3 +54,19 @@ def test_the_readmes_tally_and_seeds_are_the_reports():
     assert (f"In all: {reading.get('helps', 0)} rows help, {reading.get('hurts', 0)} hurt, "
             f"{reading.get('no effect', 0)} show no effect, {reading.get('unresolved', 0)} stay unresolved") in results
     assert re.search(re.escape(f"(seeds: {re.search(r'Seeds: ([^.]+)[.]', report)[1]}") + "[;)]", results)
+
+
+def test_the_readmes_rule_pairs_are_the_reports():
+    """The README quotes every pair the report reads 'depends on the rule' and names the unresolved ones."""
+    report = (PROJECT_ROOT / "reports" / "fashion_mnist" / "results.md").read_text(encoding="utf-8")
+    pairs = {row["technique"]: row for table in tables(report) for row in table
+             if "change: first − second [adjusted CI]" in row}
+    results = readme_results()
+    sentence = results[results.index("**Depends on the budget and checkpoint rule**"):results.index("In all:")]
+    quoted = dict(QUOTED.findall(sentence))
+    depends = {label for label, row in pairs.items() if row["reading"].startswith("**depends")}
+    assert quoted.keys() == depends
+    assert all(pairs[label]["change: first − second [adjusted CI]"] == change for label, change in quoted.items())
+    named = re.search(r"[.;] ([^.;]+) (?:is|are) unresolved\.", sentence)[1].replace(" and ", ", ").split(", ")
+    unresolved = {label for label, row in pairs.items() if row["reading"] == "**unresolved**"}
+    assert sorted(next(label for label in unresolved if label.startswith(name)) for name in named) == sorted(unresolved)

@@ -189,7 +189,8 @@ def test_the_first_screen_marks_a_reading_smaller_than_delta():
 def test_an_effect_under_two_rules_gets_its_change_estimated_seed_by_seed():
     """Technique t against baseline b under a fixed budget and under early stopping (configurations equal but for
     the rule): the change of the effect is the per-seed difference of the two effects, here Student's sleep data
-    (mean 1.58, 95 % CI [0.70, 2.46] as the only pair); a technique with another configuration is not paired."""
+    (mean 1.58, 95 % CI [0.70, 2.46] as the only pair estimated); a technique with another configuration is not
+    paired, and a pair with a diverged row is not tested (and not counted in the adjustment)."""
     sleep = [1.2, 2.4, 1.3, 1.3, 0.0, 1.0, 1.8, 0.8, 4.6, 1.4]
     seeds = list(range(1, 11))
 
@@ -199,17 +200,21 @@ def test_an_effect_under_two_rules_gets_its_change_estimated_seed_by_seed():
                           technique)
     runs = {"t_30": run("t_30", "t", None, [0.8 + x / 100 for x in sleep]), "b_30": run("b_30", "b", None, [0.8] * 10),
             "t_es": run("t_es", "t", 15, [0.8] * 10), "b_es": run("b_es", "b", 15, [0.8] * 10),
-            "u_es": run("u_es", "u", 15, [0.79] * 10)}
+            "u_es": run("u_es", "u", 15, [0.79] * 10), "u_30": run("u_30", "u", None, [0.79] * 10)}
 
-    def effect(a, b):
+    def effect(a, b, diff, reading):
         return {"id": f"{a}-vs-{b}", "label": f"{a} (vs {b})", "a": a, "b": b, "metric": "test_accuracy",
-                "a_metric": None, "rule": runs[a].rule, "reading": "helps", "diff": 0.0}
-    effects = [effect("t_es", "b_es"), effect("u_es", "b_es"), effect("t_30", "b_30")]
-    [pair] = fd.rule_pairs(effects, runs, 0.5)
-    assert (pair["first"]["a"], pair["second"]["a"]) == ("t_30", "t_es")       # the fixed budget first
-    assert (pair["diff"], pair["n"], pair["reading"]) == (pytest.approx(1.58), "10", "depends on the rule")
-    assert (pair["ci_low"], pair["ci_high"]) == (pytest.approx(0.7001, abs=1e-4), pytest.approx(2.4599, abs=1e-4))
-    assert text.rule_sentence([pair]) == [
-        "**Depends on the budget rule** (one technique under two rules, the change's adjusted CI excludes 0): "
-        "t_30 (vs b_30) +0.00 at 30 ep., last weights vs +0.00 at ≤ 200 ep., early stopping."]
+                "a_metric": None, "rule": runs[a].rule, "reading": reading, "diff": diff}
+    effects = [effect("t_es", "b_es", 0.0, "no effect"), effect("u_es", "b_es", -1.0, "hurts"),
+               effect("t_30", "b_30", 1.58, "helps"), effect("u_30", "b_30", None, "diverges")]
+    tested, diverged = fd.rule_pairs(effects, runs, 0.5)
+    assert (tested["first"]["a"], tested["second"]["a"]) == ("t_30", "t_es")       # the fixed budget first
+    assert (tested["diff"], tested["n"], tested["reading"]) == (pytest.approx(1.58), "10", "depends on the rule")
+    assert (tested["ci_low"], tested["ci_high"]) == (pytest.approx(0.7001, abs=1e-4), pytest.approx(2.4599, abs=1e-4))
+    assert (diverged["first"]["a"], diverged["diff"], diverged["reading"]) == ("u_30", None, "not tested")
+    assert text.rule_pair_record(diverged)["Δ under the first rule"] == "— (30 ep., last weights; diverges)"
+    assert text.rule_sentence([tested, diverged]) == [
+        "**Depends on the budget and checkpoint rule** (one technique under two rules; the change's adjusted CI "
+        "excludes 0): t_30 (vs b_30) +1.58 at 30 ep., last weights vs +0.00 at ≤ 200 ep., early stopping, "
+        "change +1.58; the other pairs: 1 not tested."]
     assert text.rule_sentence([]) == []

@@ -20,7 +20,8 @@ def test_effect_readings_follow_the_interval(lo, hi, reading):
 
 
 @pytest.mark.parametrize("lo, hi, reading", [
-    (0.24, 1.33, v.DEPENDS), (-1.99, -0.51, v.DEPENDS), (0.05, 0.4, v.DEPENDS),   # excludes 0 (even inside ±delta)
+    (0.24, 1.33, v.DEPENDS), (-1.99, -0.51, v.DEPENDS),                # excludes 0
+    (0.05, 0.4, v.DEPENDS_SLIGHTLY), (-0.45, -0.01, v.DEPENDS_SLIGHTLY),      # and lies inside ±delta
     (-0.3, 0.4, v.SAME_UNDER_BOTH), (-0.02, 1.79, v.UNRESOLVED), (-0.92, 0.32, v.UNRESOLVED)])
 def test_a_change_between_rules_is_read_off_its_interval(lo, hi, reading):
     assert v.rule_reading(lo, hi, DELTA) == reading

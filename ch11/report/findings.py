@@ -64,6 +64,11 @@ class RunData:
         """The budget and checkpoint rule, e.g. '≤ 100 ep., early stopping' or '30 ep., last weights'."""
         return (f"≤ {self.epochs} ep., early stopping" if self.patience else f"{self.epochs} ep., last weights")
 
+    @property
+    def rule_key(self) -> tuple:
+        """The rule as (early stopping?, epochs, patience): equal for equal rules, fixed budgets sorted first."""
+        return self.patience is not None, self.epochs, self.patience
+
     def values(self, metric: str, scale: float = 1.0) -> dict[int, float | None]:
         """seed -> the metric (None: no finite value). ``logged_gap``: the write-up's overfitting gap, Keras'
         logged training accuracy minus validation accuracy at the last epoch trained."""
@@ -130,7 +135,16 @@ def load_run(params, dataset: str, name: str) -> RunData:
     timing = {int(k): t for k, t in json.loads(timing_path.read_text()).items()} if timing_path.exists() else {}
     config = params.run(name)
     return RunData(name, seeds, evals, histories, infos, timing, config.epochs, config.early_stopping.patience,
-                   config.schedule.name, json.dumps(config.model_dump(exclude=RULE_FIELDS), sort_keys=True))
+                   config.schedule.name, json.dumps(technique(params, name), sort_keys=True))
+
+
+def technique(params, name: str) -> dict:
+    """The run's configuration but its rule (RULE_FIELDS); a transfer run's base model by the base's technique, so
+    two transfer runs whose bases differ in rule only have the same technique."""
+    config = params.run(name).model_dump(exclude=RULE_FIELDS)
+    if config["transfer"]:
+        config["transfer"]["base"] = technique(params, config["transfer"]["base"])
+    return config
 
 
 def layer_rows(run: RunData, stage: str = "layers_at_init") -> dict[int, list[dict]]:
@@ -312,40 +326,44 @@ def check_row(item: Check, runs: dict[str, RunData]) -> dict:
 
 
 def rule_pairs(effects: list[dict], runs: dict[str, RunData], delta: float) -> list[dict]:
-    """Each final-accuracy effect measured under two budget rules (the same technique against the same baseline,
-    their runs' configurations equal but for RULE_FIELDS): how much the effect changes, Δ under the first rule (a
-    fixed budget first) − Δ under the second, estimated seed by seed (inference.paired_mean) and adjusted over
-    every such pair (Bonferroni), whatever their readings."""
+    """Each final-accuracy effect measured under two budget and checkpoint rules (the same technique against the
+    same baseline, their runs' configurations equal but for RULE_FIELDS): how much the effect changes, Δ under the
+    first rule (a fixed budget first) − Δ under the second, estimated seed by seed (inference.paired_mean) and
+    adjusted over every pair that can be estimated (Bonferroni), whatever their readings; a pair with a row that
+    diverges or is not tested is not tested."""
     groups: dict[tuple, dict[str, dict]] = {}
     for r in effects:
         a, b = runs[r["a"]], runs[r["b"]]
         if r["metric"] == "test_accuracy" and a.technique and b.technique:
             groups.setdefault((a.technique, r["a_metric"], b.technique), {})[r["id"]] = r
-    fixed_first = lambda r: (runs[r["a"]].patience is not None, runs[r["a"]].epochs, r["id"])  # noqa: E731
-    pairs = [(x, y) for rows in groups.values() for x, y in combinations(sorted(rows.values(), key=fixed_first), 2)
-             if x["rule"] != y["rule"]]
+    rule = lambda r: (runs[r["a"]].rule_key, runs[r["b"]].rule_key)  # noqa: E731
+    pairs = [(x, y) for rows in groups.values() for x, y in combinations(sorted(rows.values(), key=rule), 2)
+             if rule(x) != rule(y)]
     changes = {}
     for i, (x, y) in enumerate(pairs):
-        dx, dy = per_seed_effect(x, runs), per_seed_effect(y, runs)
-        changes[i] = inf.paired_mean([dx[s] - dy[s] for s in sorted(dx.keys() & dy.keys())])
+        if {x["reading"], y["reading"]}.isdisjoint({v.DIVERGES, v.NOT_TESTED}):
+            dx, dy = per_seed_effect(x, runs), per_seed_effect(y, runs)
+            changes[i] = inf.paired_mean([dx[s] - dy[s] for s in sorted(dx.keys() & dy.keys())])
     adjusted = inf.adjust({i: e for i, e in changes.items() if e}, inf.RULE_PAIRS)
     out = []
     for i, (x, y) in enumerate(pairs):
         row = {"label": min(x["label"], y["label"], key=len), "first": x, "second": y, "diff": None,
-               "reading": v.NOT_TESTED, "n": None, "p_adj": None}
+               "reading": v.NOT_TESTED, "n": None, "p_adj": None,
+               "notes": [*rules_note(runs[x["a"]], runs[x["b"]]), *rules_note(runs[y["a"]], runs[y["b"]])]}
         if adj := adjusted.get(i):
             low, high = round(adj.ci_low, 4), round(adj.ci_high, 4)
-            row.update(diff=round(changes[i].diff, 4), ci_low=low, ci_high=high, n=changes[i].n, p_adj=adj.p_adj,
-                       reading=v.rule_reading(low, high, delta),
+            row.update(diff=round(changes[i].diff, 4), ci_low=low, ci_high=high, ci_level=round(adj.level, 5),
+                       n=changes[i].n, p_adj=adj.p_adj, reading=v.rule_reading(low, high, delta),
                        ci_decimals=v.decimals_to_show(low, high, (0.0, delta, -delta)))
         out.append(row)
     return out
 
 
 def per_seed_effect(row: dict, runs: dict[str, RunData]) -> dict[int, float]:
-    """An effect row's a − b, seed -> points, over the seeds where both sides have a value."""
-    a = runs[row["a"]].values(row["a_metric"] or row["metric"], 100.0)
-    b = runs[row["b"]].values(row["metric"], 100.0)
+    """An effect row's a − b in its display units, seed -> value, over the seeds where both sides have one."""
+    scale = scale_of(row["metric"])
+    a = runs[row["a"]].values(row["a_metric"] or row["metric"], scale)
+    b = runs[row["b"]].values(row["metric"], scale)
     return {s: a[s] - b[s] for s in a if a[s] is not None and b.get(s) is not None}
 
 

@@ -148,23 +148,26 @@ def listed(rows: list[dict]) -> str:
 
 
 def rule_pair_record(p: dict) -> dict:
-    """One row of the rule-pairs table: an effect under each rule and how much it changes."""
-    under = lambda r: f"{r['diff']:+.2f} ({r['rule']}; {r['reading']})"  # noqa: E731
+    """One row of the rule-pairs table: the effect under each rule (its Δ and reading) and how much it changes."""
+    def under(r: dict) -> str:
+        return ("—" if r["diff"] is None else f"{r['diff']:+.2f}") + f" ({r['rule']}; {r['reading']})"
     return {"technique": p["label"], "Δ under the first rule": under(p["first"]),
             "Δ under the second rule": under(p["second"]), "change: first − second [adjusted CI]": interval(p),
-            "n": p["n"] or "—", "p (adj.)": p_cell(p["p_adj"]), "reading": f"**{p['reading']}**"}
+            "n": p["n"] or "—", "p (adj.)": p_cell(p["p_adj"]), "reading": f"**{p['reading']}**",
+            "notes": "; ".join(p["notes"])}
 
 
 def rule_sentence(pairs: list[dict]) -> list[str]:
-    """The first screen's sentence on effects that change with the budget rule (none when no effect has two)."""
+    """The first screen's sentence on effects that change with the rule (none when no effect has two rules)."""
     if not pairs:
         return []
-    depends = [p for p in pairs if p["reading"] == v.DEPENDS]
+    depends = [p for p in pairs if p["reading"] in (v.DEPENDS, v.DEPENDS_SLIGHTLY)]
     rest = tally([p for p in pairs if p not in depends], "reading", (v.SAME_UNDER_BOTH, v.UNRESOLVED, v.NOT_TESTED))
-    return [f"**Depends on the budget rule** (one technique under two rules, the change's adjusted CI excludes 0): "
-            + ("; ".join(f"{p['label']} {p['first']['diff']:+.2f} at {p['first']['rule']} vs "
-                         f"{p['second']['diff']:+.2f} at {p['second']['rule']}" for p in depends) or "none")
-            + (f"; the other pairs: {rest}" if rest else "") + "."]
+    listed = "; ".join(f"{p['label']} {p['first']['diff']:+.2f} at {p['first']['rule']} vs {p['second']['diff']:+.2f} "
+                       f"at {p['second']['rule']}, change {p['diff']:+.2f}"
+                       + (" (< δ)" if p["reading"] == v.DEPENDS_SLIGHTLY else "") for p in depends)
+    return ["**Depends on the budget and checkpoint rule** (one technique under two rules; the change's adjusted CI "
+            f"excludes 0): {listed or 'none'}" + (f"; the other pairs: {rest}" if rest else "") + "."]
 
 
 def answer(found: dict) -> list[str]:
@@ -207,6 +210,7 @@ def render(params, dataset: str, found: dict, claims, runs: dict[str, fd.RunData
         capped=", ".join(f"{k}={x}" for k, x in capped.items()), answer=answer(found),
         effect_groups=effect_groups(found["effects"], exps), forest=figures.get("forest"),
         rule_pairs=[rule_pair_record(p) for p in found["rule_pairs"]],
+        rule_pairs_tested=sum(p["diff"] is not None for p in found["rule_pairs"]),
         claims_tally=tally(found["comparisons"], "verdict", v.CLAIM_VERDICTS),
         comparisons=[claim_record(r, exps) for r in found["comparisons"]],
         checks=[{"exp.": r["exp"], "claim": r["claim"], "ours": r["ours"],

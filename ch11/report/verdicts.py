@@ -21,7 +21,7 @@ BELOW_RESOLUTION, SIZE_EXCLUDED = "below resolution", "claimed size excluded, si
 CLAIM_VERDICTS = (SUPPORTED, SMALLER, LARGER, OPPOSITE, NO_EFFECT, SIZE_EXCLUDED, BELOW_RESOLUTION, NOT_TESTED)
 IN_RANGE, OUT_OF_RANGE = "in range", "out of range"
 HOLDS, FAILS, MIXED = "holds", "fails", "mixed"
-DEPENDS, SAME_UNDER_BOTH = "depends on the rule", "same under both"
+DEPENDS, DEPENDS_SLIGHTLY, SAME_UNDER_BOTH = "depends on the rule", "depends, < δ", "same under both"
 
 
 def effect_reading(lo: float, hi: float, delta: float) -> str:
@@ -35,9 +35,11 @@ def effect_reading(lo: float, hi: float, delta: float) -> str:
 
 
 def rule_reading(lo: float, hi: float, delta: float) -> str:
-    """How an effect changes between two budget rules, read off the adjusted CI [lo, hi] of the change: depends on
-    the rule when it excludes 0, same under both when it holds 0 and lies within ±delta, else unresolved."""
-    return {NO_EFFECT: SAME_UNDER_BOTH, UNRESOLVED: UNRESOLVED}.get(effect_reading(lo, hi, delta), DEPENDS)
+    """How an effect changes between two rules, read off the adjusted CI [lo, hi] of the change as an effect is
+    (effect_reading): depends on the rule when it excludes 0 (", < δ" when it lies within ±delta), same under both
+    when it holds 0 and lies within ±delta, else unresolved."""
+    return {HELPS: DEPENDS, HURTS: DEPENDS, HELPS_SLIGHTLY: DEPENDS_SLIGHTLY, HURTS_SLIGHTLY: DEPENDS_SLIGHTLY,
+            NO_EFFECT: SAME_UNDER_BOTH, UNRESOLVED: UNRESOLVED}[effect_reading(lo, hi, delta)]
 
 
 def decimals_to_show(lo: float, hi: float, edges: tuple[float, ...], decimals: int = 2) -> int:
