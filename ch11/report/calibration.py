@@ -2,8 +2,8 @@
 checks them; bench/calibration.py prints them for docs/statistics.md, which describes the simulation): the report's
 comparisons and families (ch11/report/findings.design) and its rule pairs (findings.rule_pairs), each column's seeds,
 spread and mean as measured, a common seed effect per metric that every other column follows, and the whole
-procedure (ch11/report/inference.infer, and the rule pairs' paired t with Bonferroni) run on each simulated study. An error is a CI that excludes 0 on the wrong side of the true difference, or at all where
-it is 0.
+procedure (ch11/report/inference.infer, and the rule pairs' paired t with Bonferroni) run on each simulated study.
+An error is a CI that excludes 0 on the wrong side of the true difference, or at all where it is 0.
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def study_design(params, dataset: str, seeds: list[int] | None = None) -> Design
     claims = claims_mod.load()
     _, _, keys, confirmatory, exploratory = design(claims, dataset, runs)
     columns = {(run, read, k[3]) for k in keys for run, read in ((k[0], k[1]), (k[2], k[3]))}
-    sides = lambda r: ((r["a"], r["a_metric"] or r["metric"], r["metric"]), (r["b"], r["metric"], r["metric"]))  # noqa: E731
+    sides = lambda r: ((r["a"], r["a_metric"] or r["metric"], r["metric"]),  # noqa: E731  (an effect row's columns)
+                       (r["b"], r["metric"], r["metric"]))
     pairs = [(*sides(p["first"]), *sides(p["second"])) for p in findings(claims, dataset, runs, [])["rule_pairs"]
              if p["diff"] is not None]
     measured = {c: summarize(runs[c[0]].values(c[1], scale_of(c[2])).values()) for c in columns}
